@@ -1,0 +1,38 @@
+"""Build student and teacher networks from their config node: a timm name, or any ``nn.Module`` via ``_target_``."""
+
+from __future__ import annotations
+
+import difflib
+
+import timm
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch import nn
+
+from kdlab.errors import ConfigError
+
+
+def check_timm_name(name: str, role: str) -> None:
+    """Fail early, with close matches, when ``name`` is not a timm model."""
+    if timm.is_model(name):
+        return
+    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see timm.list_models()"
+    raise ConfigError(f"unknown {role} model '{name}': not a timm model name{hint}")
+
+
+def build_model(model_cfg: DictConfig, num_classes: int, in_chans: int, role: str) -> nn.Module:
+    """Instantiate ``model_cfg`` (a ``_partial_`` node) with the data set's class and channel counts."""
+    if model_cfg.get("_target_") == "timm.create_model":
+        check_timm_name(str(model_cfg.model_name), role)
+    try:
+        factory = instantiate(model_cfg)
+        model = factory(num_classes=num_classes, in_chans=in_chans)
+    except InstantiationException as exc:
+        raise ConfigError(f"cannot build {role} model from {model_cfg.get('_target_')}: {exc}") from exc
+    if not isinstance(model, nn.Module):
+        raise ConfigError(
+            f"{role} model target {model_cfg.get('_target_')} returned {type(model).__name__}, not nn.Module"
+        )
+    return model
