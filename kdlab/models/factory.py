@@ -5,12 +5,11 @@ from __future__ import annotations
 import difflib
 
 import timm
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
 from kdlab.errors import ConfigError
+from kdlab.instantiate import build
 
 
 def check_timm_name(name: str, role: str) -> None:
@@ -26,11 +25,7 @@ def build_model(model_cfg: DictConfig, num_classes: int, in_chans: int, role: st
     """Instantiate ``model_cfg`` (a ``_partial_`` node) with the data set's class and channel counts."""
     if model_cfg.get("_target_") == "timm.create_model":
         check_timm_name(str(model_cfg.model_name), role)
-    try:
-        factory = instantiate(model_cfg)
-        model = factory(num_classes=num_classes, in_chans=in_chans)
-    except InstantiationException as exc:
-        raise ConfigError(f"cannot build {role} model from {model_cfg.get('_target_')}: {exc}") from exc
+    model = build(model_cfg, num_classes=num_classes, in_chans=in_chans)
     if not isinstance(model, nn.Module):
         raise ConfigError(
             f"{role} model target {model_cfg.get('_target_')} returned {type(model).__name__}, not nn.Module"

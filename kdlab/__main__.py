@@ -1,0 +1,3 @@
+from kdlab.cli import main
+
+main()

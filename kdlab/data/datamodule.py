@@ -1,0 +1,89 @@
+"""A LightningDataModule over in-memory tensors, served in whole batches without worker processes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from kdlab.data.augment import apply_augment, check_augment
+from kdlab.data.tensors import Split
+from kdlab.errors import ConfigError
+
+
+class BatchedTensorDataset(Dataset):
+    """Indexes a :class:`Split` a whole batch at a time (``__getitems__``) and yields dict batches with the index."""
+
+    def __init__(self, split: Split) -> None:
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        return self.__getitems__([i])
+
+    def __getitems__(self, indices: list[int]) -> dict[str, Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return {"image": self.split.images[idx], "target": self.split.targets[idx], "index": idx}
+
+
+def _already_collated(batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    return batch
+
+
+class InMemoryDataModule(pl.LightningDataModule):
+    """Train/val/test splits as tensors; augmentation runs on the batch after it reaches the device."""
+
+    def __init__(
+        self,
+        name: str,
+        train: Split,
+        val: Split,
+        test: Split,
+        num_classes: int,
+        batch_size: int = 64,
+        augment: str = "none",
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ConfigError(f"data.batch_size must be >= 1, got {batch_size}")
+        self.name = name
+        self.train, self.val, self.test = train, val, test
+        self.num_classes = num_classes
+        self.batch_size = batch_size
+        self.augment = check_augment(augment)
+
+    @property
+    def in_chans(self) -> int:
+        return int(self.train.images.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train.images.shape[-1])
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train)
+
+    def _loader(self, split: Split, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            BatchedTensorDataset(split), batch_size=self.batch_size, shuffle=shuffle, collate_fn=_already_collated
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test, shuffle=False)
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        if self.augment != "none" and self.trainer is not None and self.trainer.training:
+            batch = {**batch, "image": apply_augment(self.augment, batch["image"])}
+        return batch

@@ -1,0 +1,32 @@
+"""The one wrapper around Hydra's ``instantiate``: a :class:`ConfigError` raised inside a target reaches the user
+as itself, not buried in Hydra's ``InstantiationException``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from kdlab.errors import ConfigError
+
+
+def build(node: DictConfig, *args: Any, **kwargs: Any) -> Any:
+    """``instantiate(node)``; a ``_partial_`` node is then called with ``args``/``kwargs`` (the runtime facts)."""
+    try:
+        made = instantiate(node)
+        return made(*args, **kwargs) if node.get("_partial_", False) and (args or kwargs) else made
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        while cause is not None and not isinstance(cause, ConfigError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise ConfigError(f"cannot build {node.get('_target_')}: {exc}") from exc
+
+
+def build_optim(optim: DictConfig) -> dict[str, Any]:
+    """Optimizer and scheduler factories (``_partial_`` nodes): the module hands them its parameters at fit time."""
+    scheduler = optim.get("scheduler")
+    return {"optimizer": build(optim.optimizer), "scheduler": build(scheduler) if scheduler else None}

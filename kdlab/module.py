@@ -1,0 +1,147 @@
+"""The LightningModule: runs student and frozen teacher, asks each term for its losses, weights them in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from kdlab.errors import ConfigError
+from kdlab.losses import kd_kl
+from kdlab.models.frozen import FrozenTeacher
+from kdlab.models.outputs import ModelOutputs
+from kdlab.models.taps import forward_with_taps
+from kdlab.terms.base import Batch, DistillationTerm
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., Any]
+
+
+def check_weights(
+    terms: Mapping[str, DistillationTerm], weights: Mapping[str, float], alpha: float
+) -> dict[str, float]:
+    """Every loss a term returns needs a weight and every weight a loss; alpha must lie in [0, 1]."""
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ConfigError(f"kd.alpha must be in [0, 1], got {alpha}")
+    produced = {name for term in terms.values() for name in term.loss_names}
+    missing, unused = produced - set(weights), set(weights) - produced
+    if missing:
+        raise ConfigError(f"kd.weights has no weight for loss(es) {sorted(missing)}; add kd.weights.<name>=<float>")
+    if unused:
+        raise ConfigError(f"kd.weights names {sorted(unused)}, which no term returns (terms return {sorted(produced)})")
+    return {"ce": 1.0 - float(alpha), **{k: float(v) for k, v in weights.items()}}
+
+
+def _metrics(num_classes: int, prefix: str) -> MetricCollection:
+    acc = {"acc": MulticlassAccuracy(num_classes, average="micro")}
+    if num_classes > 5:
+        acc["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+    return MetricCollection(acc, prefix=prefix)
+
+
+class DistillationModule(pl.LightningModule):
+    """Student (+ optional frozen teacher and distillation terms); with no teacher it is plain supervised training.
+
+    ``total = (1 − alpha)·CE + Σ_name weights[name]·loss[name]``; every raw term is logged as ``train/loss_<name>``.
+    """
+
+    def __init__(
+        self,
+        student: nn.Module,
+        num_classes: int,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        teacher: nn.Module | None = None,
+        terms: Mapping[str, DistillationTerm] | None = None,
+        weights: Mapping[str, float] | None = None,
+        alpha: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.student = student
+        self.teacher = (
+            FrozenTeacher(teacher) if teacher is not None and not isinstance(teacher, FrozenTeacher) else teacher
+        )
+        self.terms = nn.ModuleDict(dict(terms or {}))
+        if self.terms and self.teacher is None:
+            raise ConfigError("distillation terms need a teacher")
+        self.weights = check_weights(self.terms, weights or {}, alpha)
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.student_stages = sorted({s for t in self.terms.values() for s in t.student_stages})
+        self.teacher_stages = sorted({s for t in self.terms.values() for s in t.teacher_stages})
+        self.needs_embedding = any(t.needs_embedding for t in self.terms.values())
+        self.train_metrics = _metrics(num_classes, "train/")
+        self.val_metrics = _metrics(num_classes, "val/")
+        self.test_metrics = _metrics(num_classes, "test/")
+        if self.teacher is not None:
+            self.val_agreement = MulticlassAccuracy(num_classes, average="micro")
+            self.test_agreement = MulticlassAccuracy(num_classes, average="micro")
+            self.val_kl, self.test_kl = MeanMetric(), MeanMetric()
+        self.strict_loading = False  # the teacher is not stored in student checkpoints
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.student(x)
+
+    def _teacher_outputs(self, x: Tensor, stages: list[int], embedding: bool) -> ModelOutputs:
+        with torch.no_grad():
+            return forward_with_taps(self.teacher.model, x, stages, embedding)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        x, y = batch["image"], batch["target"]
+        student = forward_with_taps(self.student, x, self.student_stages, self.needs_embedding)
+        losses = {"ce": F.cross_entropy(student.logits, y)}
+        if self.terms:
+            teacher = self._teacher_outputs(x, self.teacher_stages, self.needs_embedding)
+            for term in self.terms.values():
+                term.current_epoch = self.current_epoch
+                losses.update(term(student, teacher, batch))
+        total = sum(self.weights[name] * value for name, value in losses.items())
+        self.log_dict({f"train/loss_{k}": v.detach() for k, v in losses.items()}, on_step=True, on_epoch=True)
+        self.log("train/loss", total.detach(), on_step=True, on_epoch=True, prog_bar=True)
+        self.train_metrics.update(student.logits.detach(), y)
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        return total
+
+    def _eval_step(self, batch: Batch, stage: str) -> None:
+        x, y = batch["image"], batch["target"]
+        logits = self.student(x)
+        getattr(self, f"{stage}_metrics").update(logits, y)
+        self.log(f"{stage}/loss_ce", F.cross_entropy(logits, y), on_epoch=True, batch_size=len(y))
+        self.log_dict(getattr(self, f"{stage}_metrics"), on_epoch=True, prog_bar=stage == "val")
+        if self.teacher is not None:
+            teacher_logits = self._teacher_outputs(x, [], False).logits
+            agreement, kl = getattr(self, f"{stage}_agreement"), getattr(self, f"{stage}_kl")
+            agreement.update(logits, teacher_logits.argmax(dim=1))
+            kl.update(kd_kl(logits, teacher_logits, 1.0), weight=len(y))
+            self.log(f"{stage}/agreement", agreement, on_epoch=True)
+            self.log(f"{stage}/kl_to_teacher", kl, on_epoch=True)
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Student and term parameters (connectors, embeddings); never the teacher's."""
+        params = list(self.student.parameters()) + list(self.terms.parameters())
+        return [p for p in params if p.requires_grad]
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.trainable_parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith("teacher.")]:
+            del state[key]

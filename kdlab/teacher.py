@@ -1,0 +1,68 @@
+"""Get a trained, frozen teacher: from a checkpoint, from the cache, or by training it (then caching it)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from kdlab.cache import cache_root, teacher_cache_key
+from kdlab.checkpoint import load_into, save_model
+from kdlab.data.datamodule import InMemoryDataModule
+from kdlab.instantiate import build_optim
+from kdlab.module import DistillationModule
+from kdlab.training import make_trainer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TeacherSource:
+    """Where the teacher's weights came from, for the results and the summary."""
+
+    kind: str  # checkpoint | cache | trained | pretrained+finetuned
+    path: Path
+
+
+def _freeze_all_but_head(model: nn.Module) -> None:
+    model.requires_grad_(False)
+    model.get_classifier().requires_grad_(True)
+
+
+def _train(model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, root: Path) -> None:
+    """Supervised training of the teacher with the run's optimiser, for ``teacher.max_epochs`` epochs."""
+    phase = OmegaConf.merge(cfg, {"trainer": {"max_epochs": cfg.teacher.max_epochs}})
+    module = DistillationModule(
+        model,
+        num_classes=datamodule.num_classes,
+        **build_optim(phase.optim),
+    )
+    trainer = make_trainer(phase.trainer, root, quiet=True)
+    trainer.fit(module, datamodule=datamodule)
+
+
+def prepare_teacher(model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule) -> TeacherSource:
+    """Fill ``model`` with trained weights; train and cache them when no checkpoint or cache entry exists."""
+    shape = {"name": cfg.teacher.name, "num_classes": datamodule.num_classes, "in_chans": datamodule.in_chans}
+    if cfg.teacher.checkpoint:
+        load_into(model, cfg.teacher.checkpoint, **shape)
+        return TeacherSource("checkpoint", Path(cfg.teacher.checkpoint))
+    path = cache_root(cfg.get("cache_dir")) / "teachers" / f"{cfg.teacher.name}-{teacher_cache_key(cfg)}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):  # parallel sweep jobs train the teacher once
+        if path.exists():
+            load_into(model, path, **shape)
+            return TeacherSource("cache", path)
+        kind = "trained"
+        if cfg.teacher.pretrained:
+            _freeze_all_but_head(model)
+            kind = "pretrained+finetuned"
+        log.info("training teacher %s for %d epochs (cached at %s)", cfg.teacher.name, cfg.teacher.max_epochs, path)
+        _train(model, cfg, datamodule, path.parent)
+        model.requires_grad_(True)
+        save_model(path, model, **shape, data=datamodule.name)
+        return TeacherSource(kind, path)

@@ -1,0 +1,29 @@
+"""Building Lightning trainers from the ``trainer`` config, for the main fit and for the quiet helper phases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from kdlab.instantiate import build
+
+
+def make_trainer(trainer_cfg: DictConfig, root: Path, quiet: bool = False, **overrides: Any) -> pl.Trainer:
+    """Instantiate the configured Trainer; ``quiet`` turns off logging and checkpoints for helper phases."""
+    cfg = OmegaConf.to_container(trainer_cfg, resolve=True)
+    cfg.update({k: v for k, v in overrides.items() if k not in ("logger", "callbacks")})
+    extra: dict[str, Any] = {"default_root_dir": str(root)}
+    if quiet:
+        extra.update(logger=False, enable_checkpointing=False)
+    else:
+        extra.update(logger=overrides.get("logger", False), callbacks=overrides.get("callbacks", []))
+    return build(OmegaConf.create(cfg), **extra)
+
+
+def test_accuracy(module: pl.LightningModule, datamodule: pl.LightningDataModule, trainer_cfg: DictConfig) -> dict:
+    """Test ``module`` without logging; returns Lightning's metric dict."""
+    trainer = make_trainer(trainer_cfg, Path("."), quiet=True, enable_progress_bar=False)
+    return trainer.test(module, datamodule=datamodule, verbose=False)[0]

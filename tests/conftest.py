@@ -1,0 +1,32 @@
+"""Shared fixtures: every test runs offline, with its own teacher cache and W&B directory, on the embedded data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+FAST = ["teacher=tiny", "student=tiny", "trainer=fast", "teacher.max_epochs=1", "logger=none"]
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """One teacher cache per test session, never the user's own."""
+    cache = tmp_path_factory.getbasetemp() / "kdlab-cache"
+    monkeypatch.setenv("KDLAB_CACHE", str(cache))
+    return cache
+
+
+def compose_config(*overrides: str) -> DictConfig:
+    """The config `python -m kdlab <overrides>` would run, composed with Hydra's own API."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=False)
