@@ -1,5 +1,6 @@
 """Models: built through timm (or any ``_target_``), tapped through timm's feature API."""
 
+from kdlab.models import cifar  # noqa: F401  (registers the cifar_* models with timm)
 from kdlab.models.factory import build_model
 from kdlab.models.frozen import FrozenTeacher
 from kdlab.models.outputs import ModelOutputs
