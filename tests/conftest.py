@@ -30,3 +30,12 @@ def compose_config(*overrides: str) -> DictConfig:
     """The config `python -m kdlab <overrides>` would run, composed with Hydra's own API."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("config", overrides=list(overrides), return_hydra_config=False)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden/*.json from the current code instead of comparing against it",
+    )

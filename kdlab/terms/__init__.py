@@ -1,8 +1,25 @@
 """Distillation terms: small modules that turn student/teacher outputs into named, unweighted losses."""
 
 from kdlab.terms.base import Batch, DistillationTerm, PairSpec
-from kdlab.terms.feature import Connector, FitNetHints
-from kdlab.terms.relation import RKD
-from kdlab.terms.response import SoftTargets
+from kdlab.terms.feature import NST, AttentionTransfer, Connector, FitNetHints, PatientKD
+from kdlab.terms.relation import CRD, PKT, RKD, CorrelationCongruence, SimilarityPreserving
+from kdlab.terms.response import DIST, DKD, SoftTargets
 
-__all__ = ["RKD", "Batch", "Connector", "DistillationTerm", "FitNetHints", "PairSpec", "SoftTargets"]
+__all__ = [
+    "CRD",
+    "DIST",
+    "DKD",
+    "NST",
+    "PKT",
+    "RKD",
+    "AttentionTransfer",
+    "Batch",
+    "Connector",
+    "CorrelationCongruence",
+    "DistillationTerm",
+    "FitNetHints",
+    "PairSpec",
+    "PatientKD",
+    "SimilarityPreserving",
+    "SoftTargets",
+]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from kdlab.errors import ConfigError
 from kdlab.models.outputs import ModelOutputs
 from kdlab.models.taps import StageInfo, resolve_stages
 
@@ -27,7 +28,9 @@ class PairSpec:
     num_train_samples: int
 
     def resolve(self, stages: Sequence[int]) -> tuple[list[int], list[int]]:
-        """Resolve the same config stage list on both models (checks both have it)."""
+        """Resolve the same config stage list on both models (checks it is non-empty and both have it)."""
+        if not stages:
+            raise ConfigError("a feature term's `stages` must name at least one stage, got []")
         student = resolve_stages(self.student_stages, stages, "student", self.student_name)
         teacher = resolve_stages(self.teacher_stages, stages, "teacher", self.teacher_name)
         return student, teacher
@@ -38,7 +41,8 @@ class DistillationTerm(nn.Module):
 
     Subclasses set which taps they need (``student_stages``/``teacher_stages`` as resolved ``feature_info`` indices,
     ``needs_embedding``) and the names of the losses they return (``loss_names``). They never run the models and
-    never touch train/eval mode; weighting happens in :class:`kdlab.module.DistillationModule`.
+    never touch train/eval mode; weighting happens in :class:`kdlab.module.DistillationModule`, which also sets
+    ``current_epoch`` (0-based) before each training step for terms whose definition depends on it (DKD warm-up).
     """
 
     loss_names: tuple[str, ...] = ()
@@ -48,6 +52,7 @@ class DistillationTerm(nn.Module):
         self.student_stages: list[int] = []
         self.teacher_stages: list[int] = []
         self.needs_embedding = False
+        self.current_epoch = 0
 
     def forward(self, student: ModelOutputs, teacher: ModelOutputs, batch: Batch) -> dict[str, Tensor]:
         raise NotImplementedError
