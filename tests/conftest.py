@@ -1,4 +1,4 @@
-"""Shared fixtures: every test runs offline, with its own teacher cache and W&B directory, on the embedded data."""
+"""Shared fixtures: every test runs offline, with its own teacher cache, on the embedded data."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """One teacher cache per test session, never the user's own."""
-    cache = tmp_path_factory.getbasetemp() / "kdlab-cache"
+def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh teacher cache per test, never the user's own."""
+    cache = tmp_path / "kdlab-cache"
     monkeypatch.setenv("KDLAB_CACHE", str(cache))
     return cache
 

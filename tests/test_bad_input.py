@@ -19,7 +19,7 @@ BAD_INPUTS = [
     (["kd.temperature=-2"], r"kd.temperature must be > 0, got -2"),
     (["kd.alpha=1.5"], r"kd.alpha must be in \[0, 1\], got 1.5"),
     (["kd=feature", "kd.stages=[9]"], r"stage 9 does not exist in student model test_resnet: it has 5 stages"),
-    (["kd=feature", "kd.stages=[]"], r"kd.stages must name at least one stage"),
+    (["kd=feature", "kd.stages=[]"], r"stages` must name at least one stage, got \[\]"),
     (["data=imagefolder", "data.root=/no/such/dir"], r"data.root /no/such/dir does not exist"),
     (["teacher.checkpoint=/no/such/teacher.pt"], r"teacher.checkpoint /no/such/teacher.pt does not exist"),
     (["trainer.max_epochs=0"], r"trainer.max_epochs must be an integer >= 1, got 0"),
