@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,6 +19,9 @@ from kdlab.models.frozen import FrozenTeacher
 from kdlab.models.outputs import ModelOutputs
 from kdlab.models.taps import forward_with_taps
 from kdlab.terms.base import Batch, DistillationTerm
+
+# The frozen teacher is in eval mode on purpose; Lightning warns about any eval-mode module at fit start.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode", category=UserWarning)
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]

@@ -81,6 +81,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     logger = make_logger(cfg, out_dir)
+    if logger:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     best = ModelCheckpoint(dirpath=out_dir / "checkpoints", monitor="val/acc", mode="max", save_last=True)
     trainer = make_trainer(cfg.trainer, out_dir, logger=logger, callbacks=[best])
     try:

@@ -39,3 +39,43 @@ def finish_wandb() -> None:
 
     if wandb.run is not None:
         wandb.finish()
+
+
+def _wandb_records(path: Path):
+    """Yield the protobuf records of a ``.wandb`` file (a 7-byte header, then LevelDB-log framed 32 KiB blocks)."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, block, pos, pending = path.read_bytes(), 32 * 1024, 7, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # block trailer too small for a header: padding
+            pos += block - pos % block
+            continue
+        length, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6]
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        pending = chunk if kind in (1, 2) else pending + chunk
+        if kind in (1, 4) and pending:
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            yield record
+
+
+def read_offline_run(run_dir: str | Path) -> dict[str, Any]:
+    """Config, summary and history of an offline W&B run, read back from its ``.wandb`` file."""
+    import json
+
+    files = sorted(Path(run_dir).glob("*.wandb"))
+    if not files:
+        raise ConfigError(f"no .wandb file in {run_dir}")
+    def items(entries) -> dict[str, Any]:
+        return {(i.key or "/".join(i.nested_key)): json.loads(i.value_json) for i in entries}
+
+    config, summary, history = {}, {}, []
+    for record in _wandb_records(files[0]):
+        kind = record.WhichOneof("record_type")
+        if kind == "config":
+            config.update(items(record.config.update))
+        elif kind == "summary":
+            summary.update(items(record.summary.update))
+        elif kind == "history":
+            history.append(items(record.history.item))
+    return {"config": config, "summary": summary, "history": history}

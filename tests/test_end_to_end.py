@@ -80,3 +80,18 @@ def test_cli_multirun_runs_every_job(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     alphas = sorted(json.loads(p.read_text())["config"]["kd"]["alpha"] for p in sweep.glob("*/results.json"))
     assert alphas == [0.3, 0.6]
+
+
+def test_wandb_offline_run_is_written_and_reads_back(tmp_path: Path, monkeypatch) -> None:
+    from kdlab.tracking import read_offline_run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    metrics = run(compose_config(*FAST, "logger=wandb", "trainer.log_every_n_steps=1"), tmp_path)
+    run_dir = Path(metrics["wandb/dir"]).parent
+    assert run_dir.name.startswith("offline-run-")
+    logged = read_offline_run(run_dir)
+    assert logged["config"]["kd"]["alpha"] == 0.9
+    assert logged["summary"]["student/test_acc"] == pytest.approx(metrics["student/test_acc"])
+    train_steps = [h for h in logged["history"] if "train/loss_kd_step" in h]
+    assert train_steps and all(h["train/loss_kd_step"] >= 0 for h in train_steps)
+    assert any("val/kl_to_teacher" in h for h in logged["history"])
