@@ -65,3 +65,11 @@ def test_unknown_override_key_gives_hydras_message() -> None:
     )
     assert proc.returncode != 0
     assert "Could not override 'kd.temprature'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_pretrained_teacher_offline_gives_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ConfigError, match=r"could not load pretrained weights for teacher model resnet18: .*hub"):
+        run(compose_config(*FAST, "teacher=resnet18", "teacher.pretrained=true"), tmp_path)

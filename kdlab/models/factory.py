@@ -25,7 +25,16 @@ def build_model(model_cfg: DictConfig, num_classes: int, in_chans: int, role: st
     """Instantiate ``model_cfg`` (a ``_partial_`` node) with the data set's class and channel counts."""
     if model_cfg.get("_target_") == "timm.create_model":
         check_timm_name(str(model_cfg.model_name), role)
-    model = build(model_cfg, num_classes=num_classes, in_chans=in_chans)
+    try:
+        model = build(model_cfg, num_classes=num_classes, in_chans=in_chans)
+    except (OSError, RuntimeError) as exc:
+        if not model_cfg.get("pretrained"):
+            raise
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(
+            f"could not load pretrained weights for {role} model {model_cfg.get('model_name')}: {first_line} "
+            f"({role}.pretrained=true needs the model hub online, or its files in the local HF cache)"
+        ) from exc
     if not isinstance(model, nn.Module):
         raise ConfigError(
             f"{role} model target {model_cfg.get('_target_')} returned {type(model).__name__}, not nn.Module"
