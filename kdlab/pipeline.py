@@ -18,6 +18,7 @@ from kdlab.instantiate import build, build_optim
 from kdlab.io import write_json
 from kdlab.models import build_model, embedding_dim, stage_infos
 from kdlab.module import DistillationModule, check_weights
+from kdlab.report import finish_report
 from kdlab.summary import print_summary
 from kdlab.teacher import prepare_teacher
 from kdlab.terms import PairSpec
@@ -91,6 +92,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         metrics = _collect(cfg, datamodule, module, teacher_metrics, student_metrics, source, best, started)
         student_path = save_model(out_dir / "student.pt", student, cfg.student.name, **shape)
         metrics["student/checkpoint"] = str(student_path)
+        metrics.update(finish_report(cfg, out_dir, module, datamodule, logger))
         if logger:
             metrics["wandb/dir"] = getattr(getattr(logger, "experiment", None), "dir", None)
             logger.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})

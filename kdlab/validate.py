@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from kdlab.errors import ConfigError
 from kdlab.models.factory import check_timm_name
+from kdlab.post.settings import check_post_config
 from kdlab.tracking import resolve_wandb_mode
 
 
@@ -40,3 +41,4 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"teacher.checkpoint {cfg.teacher.checkpoint} does not exist")
     if cfg.get("logger") and cfg.logger.get("mode") is not None:
         resolve_wandb_mode(cfg.logger.mode)
+    check_post_config(cfg.get("post"))

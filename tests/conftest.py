@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 FAST = ["teacher=tiny", "student=tiny", "trainer=fast", "teacher.max_epochs=1", "logger=none"]
+FAST += ["post.latency.repeats=2", "post.latency.warmup=1"]  # the end-of-run report times models: keep it short
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")

@@ -1,0 +1,48 @@
+"""Early checks of the ``post`` config node, so a typo fails in a second instead of after training."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from typing import Any
+
+from kdlab.errors import ConfigError
+
+QUANTIZE_CHOICES = (None, "int8")
+EXPORT_CHOICES = (None, "onnx")
+EXPORT_PACKAGES = {"onnx": ("onnx", "onnxruntime")}
+
+
+def check_post_config(post: Mapping[str, Any] | None) -> None:
+    """Raise :class:`ConfigError` naming the first bad ``post.*`` value and what is allowed; None means no node."""
+    if post is None:
+        return
+    quantize, prune, export = post.get("quantize"), post.get("prune"), post.get("export")
+    if quantize not in QUANTIZE_CHOICES:
+        raise ConfigError(f"post.quantize must be null or int8, got {quantize!r}")
+    if prune is not None and (not _is_number(prune) or not 0.0 < float(prune) < 1.0):
+        raise ConfigError(f"post.prune must be null or a fraction in (0, 1), got {prune!r}")
+    if export not in EXPORT_CHOICES:
+        raise ConfigError(f"post.export must be null or onnx, got {export!r}")
+    _check_int(post.get("prune_finetune_epochs", 0), "post.prune_finetune_epochs", least=0)
+    _check_int(post.get("calibration_batches", 1), "post.calibration_batches", least=1)
+    factor = post.get("prune_finetune_lr_factor", 1.0)
+    if not _is_number(factor) or not float(factor) > 0:
+        raise ConfigError(f"post.prune_finetune_lr_factor must be a number > 0, got {factor!r}")
+    latency = post.get("latency") or {}
+    _check_int(latency.get("repeats", 1), "post.latency.repeats", least=1)
+    _check_int(latency.get("warmup", 0), "post.latency.warmup", least=0)
+    if latency.get("threads") is not None:
+        _check_int(latency.get("threads"), "post.latency.threads", least=1)
+    for package in EXPORT_PACKAGES.get(export, ()):
+        if importlib.util.find_spec(package) is None:
+            raise ConfigError(f"post.export={export} needs the '{package}' package: pip install 'kdlab[export]'")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_int(value: Any, key: str, least: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise ConfigError(f"{key} must be an integer >= {least}, got {value!r}")

@@ -1,0 +1,217 @@
+"""The compression report of a real run: a tiny sweep (baseline + distilled student with every post step), checked
+against counts made independently, then recomputed by ``kdlab.evaluate``; bad ``post`` values fail first."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from conftest import FAST, compose_config
+from torch import nn
+
+from kdlab.baseline import find_baseline_run
+from kdlab.checkpoint import load_into
+from kdlab.errors import ConfigError
+from kdlab.evaluate import evaluate_run, main, run_config
+from kdlab.evaluation.plots import plot_accuracy_vs_cost
+from kdlab.pipeline import run
+from kdlab.report import report_rows, sweep_plot_rows
+from kdlab.tracking import read_offline_run
+from kdlab.validate import validate_config
+
+QUICK_LATENCY = ["post.latency.repeats=3", "post.latency.warmup=1", "post.latency.threads=1"]
+POST = ["post.quantize=int8", "post.prune=0.5", "post.export=onnx", "post.prune_finetune_epochs=1"]
+ROWS = ["teacher", "baseline", "student", "student+int8", "student+pruned"]
+FIELDS = ["top1", "size_bytes", "latency_b1_ms", "latency_b32_ms", "threads", "retention", "size_reduction"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-job 'multirun': the kd=none baseline, then the distilled student with int8, pruning and ONNX."""
+    root = tmp_path_factory.mktemp("sweep")
+    (root / "multirun.yaml").write_text("# written by Hydra's sweeper in a real multirun\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KDLAB_CACHE", str(root / "cache"))
+        run(compose_config(*FAST, "kd=none", *QUICK_LATENCY), root / "0")
+        run(compose_config(*FAST, "logger=wandb", *POST, *QUICK_LATENCY), root / "1")
+    return root
+
+
+def results_of(job: Path) -> dict:
+    return json.loads((job / "results.json").read_text())
+
+
+def tiny(path: Path) -> nn.Module:
+    model = timm.create_model("test_resnet", num_classes=10, in_chans=1)
+    load_into(model, path, "test_resnet", 10, 1)
+    return model.eval()
+
+
+def layerwise_macs(model: nn.Module, shape: tuple[int, ...]) -> int:
+    """Hand formula per layer, read off forward hooks: conv C_in/groups·k·k per output element, linear in·out."""
+    total = 0
+
+    def count(module: nn.Module, _, out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            total += out[0].numel() * module.in_channels // module.groups * kh * kw
+        else:
+            total += module.in_features * module.out_features
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    with torch.no_grad():
+        model(torch.zeros(1, *shape))
+    for hook in hooks:
+        hook.remove()
+    return total
+
+
+def test_report_rows_and_fields(sweep: Path) -> None:
+    results = results_of(sweep / "1")
+    assert results["report/roles"] == ROWS
+    for role in ROWS:
+        for field in FIELDS:
+            assert f"report/{role}/{field}" in results, f"report/{role}/{field}"
+        assert results[f"report/{role}/threads"] == 1
+        for batch in ("b1", "b32"):
+            latency = results[f"report/{role}/latency_{batch}_ms"]
+            assert math.isfinite(latency) and latency > 0
+    teacher_top1 = results["report/teacher/top1"]
+    assert results["report/student/retention"] == pytest.approx(results["report/student/top1"] / teacher_top1)
+    assert results["report/test_samples"] == 360  # the whole digits test split, not trainer=fast's one batch
+    assert (sweep / "1" / "report.png").stat().st_size > 10_000
+
+
+def test_params_and_macs_match_independent_counts(sweep: Path) -> None:
+    results, student = results_of(sweep / "1"), tiny(sweep / "1" / "student.pt")
+    assert results["report/student/params"] == sum(p.numel() for p in student.parameters())
+    assert results["report/student/params"] == results["student/params"]
+    assert results["report/student/macs"] == layerwise_macs(student, (1, 32, 32))
+    assert results["report/teacher/params"] == results["teacher/params"]
+
+
+def test_baseline_row_is_the_kd_none_job(sweep: Path) -> None:
+    baseline_run, distilled = results_of(sweep / "0"), results_of(sweep / "1")
+    assert baseline_run["report/roles"] == ["teacher", "student"]  # the baseline has no baseline of its own
+    assert distilled["report/baseline/top1"] == baseline_run["report/student/top1"]  # same weights, same test split
+    assert distilled["report/baseline/params"] == distilled["report/student/params"]
+
+
+def test_int8_student_is_smaller_and_reported(sweep: Path) -> None:
+    results = results_of(sweep / "1")
+    assert results["post/int8_mode"] == "static"
+    assert results["report/student+int8/size_bytes"] < 0.5 * results["report/student/size_bytes"]
+    assert 0.0 <= results["report/student+int8/top1"] <= 1.0
+    assert "report/student+int8/params" not in results  # packed int8 weights are not counted, not faked
+
+
+def test_pruned_student_keeps_half_its_weights_after_distilling(sweep: Path) -> None:
+    results = results_of(sweep / "1")
+    student, pruned = tiny(sweep / "1" / "student.pt"), tiny(sweep / "1" / "student-pruned.pt")
+    prunable = sum(m.weight.numel() for m in student.modules() if isinstance(m, nn.Conv2d | nn.Linear))
+    expected = results["report/student/params"] - prunable / 2
+    assert results["report/student+pruned/nonzero_params"] == pytest.approx(expected, abs=0.01 * prunable)
+    assert results["post/pruned_weight_sparsity"] >= 0.5
+    pairs = zip(pruned.parameters(), student.parameters(), strict=True)
+    moved = any(not torch.equal(after[after != 0], before[after != 0]) for after, before in pairs)
+    assert moved, "the fine-tune after pruning did not change the surviving weights"
+
+
+def test_sweep_plot_shows_teacher_and_baseline_once(sweep: Path, tmp_path: Path) -> None:
+    rows = sweep_plot_rows([results_of(sweep / "0"), results_of(sweep / "1")])
+    assert sorted(row["role"] for row in rows) == sorted(ROWS)
+    assert plot_accuracy_vs_cost(rows, tmp_path / "sweep.png", x="latency").stat().st_size > 5_000
+
+
+def test_onnx_export_round_trips(sweep: Path) -> None:
+    results = results_of(sweep / "1")
+    assert Path(results["student/onnx_path"]).is_file()
+    assert results["student/onnx_max_abs_diff"] <= 1e-4
+
+
+def test_report_reaches_wandb(sweep: Path) -> None:
+    results = results_of(sweep / "1")
+    offline = read_offline_run(Path(results["wandb/dir"]).parent)
+    assert offline["summary"]["report/student/top1"] == results["report/student/top1"]
+    tables = [step for step in offline["history"] if step.get("report/table/_type") == "table-file"]
+    assert len(tables) == 1 and tables[0]["report/table/nrows"] == len(ROWS)
+
+
+def test_evaluate_recomputes_an_old_run(sweep: Path, tmp_path: Path) -> None:
+    """A copy of the run, stripped back to what a run made before the report wrote, gets it from kdlab.evaluate."""
+    job = tmp_path / "sweep" / "1"
+    shutil.copytree(sweep / "1", job)
+    old = {k: v for k, v in results_of(job).items() if not k.startswith(("report/", "post/", "student/onnx"))}
+    del old["config"]["post"]
+    (job / "results.json").write_text(json.dumps(old))
+    flat = evaluate_run(job, ["post.quantize=int8", *QUICK_LATENCY])
+    results = results_of(job)
+    assert results["report/roles"] == ["teacher", "student", "student+int8"]  # no sweep around the copy: no baseline
+    assert results["student/test_acc"] == old["student/test_acc"] and results["report/source"] == "kdlab.evaluate"
+    assert results["config"]["post"]["quantize"] == "int8"
+    assert results["report/student/top1"] == results_of(sweep / "1")["report/student/top1"]
+    assert [row["role"] for row in report_rows(results)] == results["report/roles"] == flat["report/roles"]
+
+
+def test_evaluate_reuses_the_pruned_student(sweep: Path, tmp_path: Path) -> None:
+    job = tmp_path / "1"
+    shutil.copytree(sweep / "1", job)
+    (job / "multirun.yaml").unlink(missing_ok=True)
+    evaluate_run(job, QUICK_LATENCY)
+    before, after = results_of(sweep / "1"), results_of(job)
+    for key in ("report/student+pruned/top1", "report/student+pruned/nonzero_params"):
+        assert after[key] == before[key]
+
+
+def test_evaluate_explains_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main([str(tmp_path)]) == 2
+    assert "no results.json" in capsys.readouterr().err
+    (tmp_path / "results.json").write_text(json.dumps({"status": "completed", "config": {}}))
+    assert main([str(tmp_path)]) == 2
+    assert "no student.pt" in capsys.readouterr().err
+
+
+def test_baseline_needs_a_sweep_folder(tmp_path: Path) -> None:
+    for job, kd in (("0", "none"), ("1", "response")):
+        (tmp_path / job).mkdir()
+        (tmp_path / job / "student.pt").write_bytes(b"")
+        results = {"status": "completed", "kd/method": kd, "student/name": "s", "data/name": "d", "seed": 0}
+        (tmp_path / job / "results.json").write_text(json.dumps(results))
+    assert find_baseline_run(tmp_path / "1", "s", "d", 0) is None  # loose runs side by side are not a sweep
+    (tmp_path / "multirun.yaml").write_text("")
+    assert find_baseline_run(tmp_path / "1", "s", "d", 0) == (tmp_path / "0").resolve()
+    assert find_baseline_run(tmp_path / "1", "other", "d", 0) is None
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("post.quantize=int4", "post.quantize must be null or int8, got 'int4'"),
+        ("post.prune=1.5", "post.prune must be null or a fraction in (0, 1), got 1.5"),
+        ("post.prune=0", "post.prune must be null or a fraction in (0, 1), got 0"),
+        ("post.export=tflite", "post.export must be null or onnx, got 'tflite'"),
+        ("post.latency.repeats=0", "post.latency.repeats must be an integer >= 1, got 0"),
+        ("post.prune_finetune_epochs=-1", "post.prune_finetune_epochs must be an integer >= 0, got -1"),
+    ],
+)
+def test_bad_post_values_are_config_errors(override: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate_config(compose_config(*FAST, override))
+    assert str(caught.value) == message
+
+
+def test_bad_post_value_stops_a_run_before_training(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"post\.export"):
+        run(compose_config(*FAST, "post.export=tflite"), tmp_path)
+    assert not (tmp_path / "results.json").exists() and not any(tmp_path.iterdir())
+
+
+def test_evaluate_rejects_overrides_outside_post() -> None:
+    with pytest.raises(ConfigError, match=r"only post\.<key>=<value> overrides.*student=tiny"):
+        run_config({"config": {}}, ["student=tiny"])
