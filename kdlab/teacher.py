@@ -34,7 +34,11 @@ def _freeze_all_but_head(model: nn.Module) -> None:
 
 
 def _train(model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, root: Path) -> None:
-    """Supervised training of the teacher with the run's optimiser, for ``teacher.max_epochs`` epochs."""
+    """Supervised training of the teacher with the run's optimiser, for ``teacher.max_epochs`` epochs.
+
+    ``teacher.augment`` (optional) replaces ``data.augment`` while the teacher trains, as when a teacher is trained
+    on jittered inputs and the student on plain ones (Hinton et al. 2015, §3).
+    """
     phase = OmegaConf.merge(cfg, {"trainer": {"max_epochs": cfg.teacher.max_epochs}})
     module = DistillationModule(
         model,
@@ -42,7 +46,12 @@ def _train(model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, ro
         **build_optim(phase.optim),
     )
     trainer = make_trainer(phase.trainer, root, quiet=True)
-    trainer.fit(module, datamodule=datamodule)
+    data_augment = datamodule.augment
+    datamodule.augment = cfg.teacher.get("augment") or data_augment  # e.g. Hinton et al.'s jitter, teacher only
+    try:
+        trainer.fit(module, datamodule=datamodule)
+    finally:
+        datamodule.augment = data_augment
 
 
 def prepare_teacher(model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule) -> TeacherSource:

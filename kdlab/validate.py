@@ -6,6 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from kdlab.data.augment import check_augment
 from kdlab.errors import ConfigError
 from kdlab.models.factory import check_timm_name
 from kdlab.post.settings import check_post_config
@@ -33,10 +34,17 @@ def validate_config(cfg: DictConfig) -> None:
     alpha = float(cfg.kd.get("alpha", 0.0))
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"kd.alpha must be in [0, 1], got {cfg.kd.alpha}")
+    if alpha > 0 and not cfg.kd.get("terms"):
+        raise ConfigError(
+            f"kd.alpha={cfg.kd.alpha} only scales the cross-entropy by 1 - alpha: kd has no distillation terms "
+            "(kd=none?); set kd.alpha=0"
+        )
     _check_model(cfg.student, "student")
     _check_model(cfg.teacher, "teacher")
     _check_positive_int(cfg.trainer.get("max_epochs"), "trainer.max_epochs")
     _check_positive_int(cfg.teacher.get("max_epochs"), "teacher.max_epochs")
+    if cfg.teacher.get("augment") is not None:
+        check_augment(cfg.teacher.augment, key="teacher.augment")
     if cfg.teacher.get("checkpoint") and not Path(cfg.teacher.checkpoint).is_file():
         raise ConfigError(f"teacher.checkpoint {cfg.teacher.checkpoint} does not exist")
     if cfg.get("logger") and cfg.logger.get("mode") is not None:

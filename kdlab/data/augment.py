@@ -11,10 +11,11 @@ from kdlab.errors import ConfigError
 AUGMENTATIONS = ("none", "crop_flip", "jitter")
 
 
-def random_translate(images: Tensor, max_shift: int) -> Tensor:
-    """Shift each image by up to ``max_shift`` pixels in x and y, zero-filled (Hinton et al.'s 2-px jitter)."""
+def random_translate(images: Tensor, max_shift: int, pad_mode: str = "constant") -> Tensor:
+    """Shift each image by up to ``max_shift`` pixels in x and y; the uncovered border is zero-filled
+    (``pad_mode="constant"``) or continues the image's own edge (``"replicate"``)."""
     n, _, h, w = images.shape
-    padded = F.pad(images, [max_shift] * 4)
+    padded = F.pad(images, [max_shift] * 4, mode=pad_mode)
     dx = torch.randint(0, 2 * max_shift + 1, (n,), device=images.device)
     dy = torch.randint(0, 2 * max_shift + 1, (n,), device=images.device)
     rows = (dy[:, None] + torch.arange(h, device=images.device)[None, :])[:, None, :, None]
@@ -31,9 +32,9 @@ def random_crop_flip(images: Tensor, padding: int = 4) -> Tensor:
     return torch.where(flip[:, None, None, None], shifted.flip(-1), shifted)
 
 
-def check_augment(name: str) -> str:
+def check_augment(name: str, key: str = "data.augment") -> str:
     if name not in AUGMENTATIONS:
-        raise ConfigError(f"data.augment must be one of {', '.join(AUGMENTATIONS)}, got '{name}'")
+        raise ConfigError(f"{key} must be one of {', '.join(AUGMENTATIONS)}, got '{name}'")
     return name
 
 
@@ -41,5 +42,7 @@ def apply_augment(name: str, images: Tensor) -> Tensor:
     if name == "crop_flip":
         return random_crop_flip(images)
     if name == "jitter":
-        return random_translate(images, 2)
+        # Hinton et al. 2015's jitter, up to 2 px. The images are already standardised, so a zero fill would paint a
+        # mid-grey frame round an MNIST digit; replicating the edge keeps the border background-coloured.
+        return random_translate(images, 2, pad_mode="replicate")
     return images

@@ -25,8 +25,9 @@ class Split:
         return Split(self.images[idx], self.targets[idx])
 
 
-def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
-    """Carve ``fraction`` of ``split`` off as a second split, stratified by label; the same seed gives the same cut."""
+def stratified_split(split: Split, fraction: float | int, seed: int) -> tuple[Split, Split]:
+    """Carve ``fraction`` of ``split`` (an int: that many samples) off as a second split, stratified by label; the
+    same seed gives the same cut."""
     indices = torch.arange(len(split)).numpy()
     keep, carved = train_test_split(
         indices, test_size=fraction, random_state=seed, stratify=split.targets.numpy(), shuffle=True

@@ -49,11 +49,16 @@ def torchvision_data(
     """The official train/test split, a stratified val split carved from train, standardised, held in memory."""
     if name not in DATASETS:
         raise ConfigError(f"data.name must be one of {', '.join(DATASETS)}, got '{name}'")
+    if not 0.0 < float(val_fraction) < 1.0:
+        raise ConfigError(f"data.val_fraction must be in (0, 1) (val is carved from train), got {val_fraction}")
     base = Path(root).expanduser()
     train = _as_split(_open(name, base, True, download))
     test = _as_split(_open(name, base, False, download))
-    if train_subset:
-        train, _ = stratified_split(train, 1 - train_subset / len(train), split_seed)
+    if train_subset is not None:
+        if not 0 < int(train_subset) <= len(train):
+            raise ConfigError(f"data.train_subset must be in 1..{len(train)} or null, got {train_subset}")
+        if int(train_subset) < len(train):
+            train, _ = stratified_split(train, len(train) - int(train_subset), split_seed)
     train, val = stratified_split(train, val_fraction, split_seed)
     for split in (train, val, test):
         split.images = resize(split.images, image_size)
