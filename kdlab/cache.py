@@ -11,6 +11,8 @@ from typing import Any
 import platformdirs
 from omegaconf import DictConfig, OmegaConf
 
+from kdlab.seeding import teacher_seed
+
 CACHE_FORMAT = 1
 
 
@@ -28,7 +30,7 @@ def config_key(*parts: Any) -> str:
 
 
 def teacher_cache_key(cfg: DictConfig) -> str:
-    """Everything that determines a trained teacher: its config, the data config, the optimiser and the seed."""
+    """Everything that determines a trained teacher: its config, the data config, the optimiser and its seed."""
     teacher = OmegaConf.to_container(cfg.teacher, resolve=True)
     teacher.pop("checkpoint", None)
-    return config_key(teacher, cfg.data, cfg.optim, cfg.seed)
+    return config_key(teacher, cfg.data, cfg.optim, teacher_seed(cfg))
