@@ -11,6 +11,8 @@ from typing import Any
 import platformdirs
 from omegaconf import DictConfig, OmegaConf
 
+from kdlab.seeding import teacher_seed
+
 CACHE_FORMAT = 1
 
 
@@ -28,7 +30,7 @@ def config_key(*parts: Any) -> str:
 
 
 def teacher_cache_key(cfg: DictConfig) -> str:
-    """Everything that determines a trained teacher: its config, the data config, the optimiser and the seed.
+    """Everything that determines a trained teacher: its config, the data config, the optimiser and the teacher's seed.
 
     The optimiser is resolved as the teacher's phase sees it (``trainer.max_epochs`` = ``teacher.max_epochs``), so a
     schedule that reads the epoch count (``T_max: ${trainer.max_epochs}``) keys the teacher's schedule, and changing
@@ -37,4 +39,4 @@ def teacher_cache_key(cfg: DictConfig) -> str:
     teacher = OmegaConf.to_container(cfg.teacher, resolve=True)
     teacher.pop("checkpoint", None)
     phase = OmegaConf.merge(cfg, {"trainer": {"max_epochs": cfg.teacher.max_epochs}})
-    return config_key(teacher, cfg.data, phase.optim, cfg.seed)
+    return config_key(teacher, cfg.data, phase.optim, teacher_seed(cfg))

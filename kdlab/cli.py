@@ -9,6 +9,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from kdlab.errors import ConfigError
@@ -31,9 +32,25 @@ def record_failure(out_dir: Path, cfg: DictConfig, error: BaseException) -> None
         {
             "status": "failed",
             "error": f"{type(error).__name__}: {error}",
+            "traceback": "".join(traceback.format_exception(error)),
+            **_hydra_facts(),
             "config": OmegaConf.to_container(cfg, resolve=False),
         },
     )
+
+
+def _hydra_facts() -> dict:
+    """The job's command-line overrides and group choices, which a sweep report needs to place a failed job."""
+    if not HydraConfig.initialized():
+        return {"overrides": [], "choices": {}}
+    hydra_cfg = HydraConfig.get()
+    choices = {k: str(v) for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
+    return {"overrides": list(hydra_cfg.overrides.task), "choices": choices}
+
+
+def in_multirun() -> bool:
+    """True inside a job of ``python -m kdlab -m …``, where one job's failure must not end the sweep."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
@@ -46,9 +63,13 @@ def main(cfg: DictConfig) -> float | None:
     except ConfigError as error:
         record_failure(out_dir, cfg, error)
         print(f"kdlab: error: {error}", file=sys.stderr)
+        if in_multirun():  # the sweep goes on; kdlab.multirun.SweepReport sets the exit status at its end
+            return float("nan")  # NaN, not None: optimising sweepers (Optuna) mark the trial failed and go on
         sys.exit(2)
     except Exception as error:
         record_failure(out_dir, cfg, error)
         log.error("run failed: %s\n%s", error, traceback.format_exc())
+        if in_multirun():
+            return float("nan")
         raise
     return metrics.get("student/test_acc")

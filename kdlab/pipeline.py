@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from kdlab.io import write_json
 from kdlab.models import build_model, embedding_dim, stage_infos
 from kdlab.module import DistillationModule, check_weights
 from kdlab.report import finish_report
+from kdlab.seeding import seeded, teacher_seed
 from kdlab.summary import print_summary
 from kdlab.teacher import prepare_teacher
 from kdlab.terms import PairSpec
@@ -52,7 +54,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     datamodule: InMemoryDataModule = build(cfg.data)
     shape = {"num_classes": datamodule.num_classes, "in_chans": datamodule.in_chans}
     student = build_model(cfg.student.model, role="student", **shape)
-    teacher = build_model(cfg.teacher.model, role="teacher", **shape)
+    with seeded(teacher_seed(cfg)):  # the teacher's init and training follow teacher_seed only
+        teacher = build_model(cfg.teacher.model, role="teacher", **shape)
     pair = PairSpec(
         student_name=cfg.student.name,
         teacher_name=cfg.teacher.name,
@@ -66,7 +69,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     terms = build_terms(cfg, pair)  # bad stages / dims fail here, before any training
     optim = build_optim(cfg.optim)
     check_weights(terms, cfg.kd.weights, cfg.kd.alpha)
-    source = prepare_teacher(teacher, cfg, datamodule)
+    with seeded(teacher_seed(cfg)):
+        source = prepare_teacher(teacher, cfg, datamodule)
     teacher_metrics = test_accuracy(
         DistillationModule(teacher, datamodule.num_classes, **optim), datamodule, cfg.trainer
     )
@@ -88,11 +92,15 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     trainer = make_trainer(cfg.trainer, out_dir, logger=logger, callbacks=[best])
     try:
         trainer.fit(module, datamodule=datamodule)
+        final_val_acc = trainer.callback_metrics.get("val/acc")
         student_metrics = trainer.test(module, datamodule=datamodule, verbose=False)[0]
         metrics = _collect(cfg, datamodule, module, teacher_metrics, student_metrics, source, best, started)
         student_path = save_model(out_dir / "student.pt", student, cfg.student.name, **shape)
         metrics["student/checkpoint"] = str(student_path)
+        metrics["student/val_acc"] = float(final_val_acc) if final_val_acc is not None else None
         metrics.update(finish_report(cfg, out_dir, module, datamodule, logger))
+        # last: testing the best checkpoint loads its weights into the module
+        metrics["student/test_acc_best_ckpt"] = _test_best_checkpoint(cfg, module, datamodule, best)
         if logger:
             metrics["wandb/dir"] = getattr(getattr(logger, "experiment", None), "dir", None)
             logger.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
@@ -109,6 +117,16 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     write_json(out_dir / "results.json", results)
     print_summary(metrics)
     return metrics
+
+
+def _test_best_checkpoint(cfg, module, datamodule, best: ModelCheckpoint) -> float | None:
+    """Test accuracy of the best-val epoch's weights: the "best" number a sweep reports, chosen on val, not test."""
+    if not best.best_model_path:
+        return None
+    tester = make_trainer(cfg.trainer, Path(best.dirpath), quiet=True, enable_progress_bar=False)
+    with warnings.catch_warnings():  # Lightning asks for the ModelCheckpoint callback, which testing does not need
+        warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
+        return tester.test(module, datamodule=datamodule, ckpt_path=best.best_model_path, verbose=False)[0]["test/acc"]
 
 
 def _choices() -> dict[str, str]:

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from pytorch_lightning.loggers import WandbLogger
 
 from kdlab.errors import ConfigError
@@ -26,10 +28,23 @@ def resolve_wandb_mode(mode: str) -> str:
     return "online" if logged_in else "offline"
 
 
+def sweep_group() -> str | None:
+    """The W&B group of a sweep's runs: the W&B sweep id under ``wandb agent``, the sweep dir's name in a multirun."""
+    if os.environ.get("WANDB_SWEEP_ID"):
+        return f"sweep-{os.environ['WANDB_SWEEP_ID']}"
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return Path(HydraConfig.get().sweep.dir).name
+    return None
+
+
 def wandb_logger(
     save_dir: str, project: str = "kdlab", mode: str = "auto", group: str | None = None, **kwargs: Any
 ) -> WandbLogger:
-    """A WandbLogger whose mode goes to ``wandb.init`` (not ``offline=True``, which sets a process-wide env var)."""
+    """A WandbLogger whose mode goes to ``wandb.init`` (not ``offline=True``, which sets a process-wide env var).
+
+    ``group`` null: the runs of one sweep share a group (:func:`sweep_group`), so W&B shows them side by side.
+    """
+    group = group or sweep_group()
     return WandbLogger(save_dir=save_dir, project=project, group=group, mode=resolve_wandb_mode(mode), **kwargs)
 
 
@@ -60,16 +75,17 @@ def _wandb_records(path: Path):
 
 
 def read_offline_run(run_dir: str | Path) -> dict[str, Any]:
-    """Config, summary and history of an offline W&B run, read back from its ``.wandb`` file."""
+    """Config, summary, history and group of an offline W&B run, read back from its ``.wandb`` file."""
     import json
 
     files = sorted(Path(run_dir).glob("*.wandb"))
     if not files:
         raise ConfigError(f"no .wandb file in {run_dir}")
+
     def items(entries) -> dict[str, Any]:
         return {(i.key or "/".join(i.nested_key)): json.loads(i.value_json) for i in entries}
 
-    config, summary, history = {}, {}, []
+    config, summary, history, group = {}, {}, [], None
     for record in _wandb_records(files[0]):
         kind = record.WhichOneof("record_type")
         if kind == "config":
@@ -78,4 +94,6 @@ def read_offline_run(run_dir: str | Path) -> dict[str, Any]:
             summary.update(items(record.summary.update))
         elif kind == "history":
             history.append(items(record.history.item))
-    return {"config": config, "summary": summary, "history": history}
+        elif kind == "run":
+            group = record.run.run_group or group
+    return {"config": config, "summary": summary, "history": history, "group": group}

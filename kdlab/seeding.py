@@ -1,0 +1,32 @@
+"""Seeded blocks that leave the caller's random streams as they were, so one part's seed never shifts another's."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+
+def teacher_seed(cfg: DictConfig) -> int:
+    """``teacher_seed`` (defaults to ``seed``): fixing it distils every student seed of a sweep from one teacher."""
+    value = cfg.get("teacher_seed")
+    return int(cfg.seed if value is None else value)
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run the block on ``seed`` (python, numpy, torch), then restore the streams the caller had."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng():
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
