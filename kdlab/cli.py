@@ -58,6 +58,8 @@ def main(cfg: DictConfig) -> float | None:
     from kdlab.pipeline import run  # heavy imports after Hydra has parsed --help / --cfg
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
+    if not in_multirun() and HydraConfig.get().sweeper.get("params"):
+        log.warning("hydra.sweeper.params (an hparams_search preset) only sweeps with -m; running one job")
     try:
         metrics = run(cfg, out_dir)
     except ConfigError as error:

@@ -105,8 +105,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             metrics["wandb/dir"] = getattr(getattr(logger, "experiment", None), "dir", None)
             logger.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
             _update_summary(logger, metrics)
-    finally:
-        finish_wandb()
+    except BaseException:
+        finish_wandb(exit_code=1)  # the dashboard shows a crashed job as failed, not finished
+        raise
+    finish_wandb()
     results = {
         **metrics,
         "status": "completed",

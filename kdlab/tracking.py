@@ -48,12 +48,12 @@ def wandb_logger(
     return WandbLogger(save_dir=save_dir, project=project, group=group, mode=resolve_wandb_mode(mode), **kwargs)
 
 
-def finish_wandb() -> None:
+def finish_wandb(exit_code: int | None = None) -> None:
     """End the live W&B run so the next job of a multirun starts its own instead of merging into this one."""
     import wandb
 
     if wandb.run is not None:
-        wandb.finish()
+        wandb.finish(exit_code=exit_code)
 
 
 def _wandb_records(path: Path):

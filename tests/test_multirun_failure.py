@@ -1,4 +1,5 @@
-"""A real local sweep (tiny models) with one bad job: the others finish, report and W&B runs are complete, exit != 0."""
+"""A real local sweep (tiny models) with a bad value and a crash: the rest finish, report and W&B runs are complete,
+and the sweep exits non-zero."""
 
 from __future__ import annotations
 
@@ -23,14 +24,17 @@ SUMMARY_KEYS = (
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
-    """``python -m kdlab -m hparams_search=kd_grid`` cut to T ∈ {2, -1, 4} at alpha 0.9, W&B offline."""
+    """``python -m kdlab -m hparams_search=kd_grid`` cut to T ∈ {2, -1, abc, 4} at alpha 0.9, W&B offline.
+
+    T=-1 is refused by validation (ConfigError); T=abc crashes with a plain ValueError (the generic failure path).
+    """
     root = tmp_path_factory.mktemp("multirun")
     sweep_dir = root / "kd_grid-test"
     logger = [o for o in FAST if not o.startswith("logger=")] + ["logger=wandb"]
     env = {**os.environ, "WANDB_MODE": "offline", "KDLAB_CACHE": str(root / "cache")}
     env.pop("WANDB_RUN_GROUP", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "kdlab", "-m", "hparams_search=kd_grid", "kd.temperature=2,-1,4", "kd.alpha=0.9",
+        [sys.executable, "-m", "kdlab", "-m", "hparams_search=kd_grid", "kd.temperature=2,-1,abc,4", "kd.alpha=0.9",
          *logger, f"hydra.sweep.dir={sweep_dir}"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
@@ -44,11 +48,13 @@ def results(sweep_dir: Path, job: int) -> dict:
 def test_the_sweep_runs_every_job_and_exits_nonzero(sweep) -> None:
     sweep_dir, proc = sweep
     assert proc.returncode == 1, proc.stderr[-3000:]
-    assert "1 of 3 jobs failed: 1 (" in proc.stderr + proc.stdout and "kd.temperature=-1" in proc.stderr + proc.stdout
-    failed = results(sweep_dir, 1)
-    assert failed["status"] == "failed" and "kd.temperature must be > 0, got -1" in failed["error"]
-    assert "kd.temperature=-1" in failed["overrides"]
-    for job, temperature in ((0, 2.0), (2, 4.0)):
+    output = proc.stdout + proc.stderr  # Hydra's log goes to stdout
+    assert "2 of 4 jobs failed: 1 (" in output and "kd.temperature=-1" in output
+    refused, crashed = results(sweep_dir, 1), results(sweep_dir, 2)
+    assert refused["status"] == "failed" and "kd.temperature must be > 0, got -1" in refused["error"]
+    assert "kd.temperature=-1" in refused["overrides"] and refused["choices"]["kd"] == "response"
+    assert crashed["status"] == "failed" and "abc" in crashed["error"] and "Traceback" in crashed["traceback"]
+    for job, temperature in ((0, 2.0), (3, 4.0)):
         done = results(sweep_dir, job)
         assert done["status"] == "completed" and done["config"]["kd"]["temperature"] == temperature
         assert 0.0 <= done["student/test_acc"] <= 1.0 and (sweep_dir / str(job) / "student.pt").is_file()
@@ -56,7 +62,7 @@ def test_the_sweep_runs_every_job_and_exits_nonzero(sweep) -> None:
 
 def test_the_teacher_is_trained_once_and_reused(sweep) -> None:
     sweep_dir, _ = sweep
-    first, last = results(sweep_dir, 0), results(sweep_dir, 2)
+    first, last = results(sweep_dir, 0), results(sweep_dir, 3)
     assert (first["teacher/source"], last["teacher/source"]) == ("trained", "cache")
     assert first["teacher/path"] == last["teacher/path"]
     assert first["teacher/test_acc"] == last["teacher/test_acc"]
@@ -66,17 +72,18 @@ def test_the_report_is_written_and_compare_reads_the_sweep(sweep, capsys: pytest
     sweep_dir, proc = sweep
     assert "best by student/best_val_acc: kd.temperature=" in proc.stdout
     report = (sweep_dir / "report.md").read_text()
-    assert "3 runs: 2 completed, 1 failed or missing." in report and "kd.temperature must be > 0" in report
+    assert "4 runs: 2 completed, 2 failed or missing." in report and "kd.temperature must be > 0" in report
     assert (sweep_dir / "heatmap.png").read_bytes()[:4] == b"\x89PNG"
     assert compare([str(sweep_dir), "--out", str(sweep_dir / "again")]) == 0
     rows = (sweep_dir / "again" / "runs.csv").read_text().splitlines()
-    assert len(rows) == 4 and sum(",completed," in row for row in rows) == 2 and sum(",failed," in row for row in rows)
+    assert len(rows) == 5 and sum(",completed," in row for row in rows) == 2
+    assert sum(",failed," in row for row in rows) == 2
 
 
 def test_each_wandb_run_holds_config_summary_and_the_sweep_group(sweep) -> None:
     sweep_dir, _ = sweep
     metrics_of_sweeps = {load_sweep(p)["metric"]["name"] for p in (REPO / "sweeps").glob("*.yaml")}
-    for job, temperature in ((0, 2.0), (2, 4.0)):
+    for job, temperature in ((0, 2.0), (3, 4.0)):
         done = results(sweep_dir, job)
         run_dir = Path(done["wandb/dir"]).parent
         assert run_dir.is_relative_to(sweep_dir / str(job)) and run_dir.name.startswith("offline-run-")
@@ -85,3 +92,20 @@ def test_each_wandb_run_holds_config_summary_and_the_sweep_group(sweep) -> None:
         for key in (*SUMMARY_KEYS, *metrics_of_sweeps):
             assert logged["summary"][key] == pytest.approx(done[key]), key
         assert logged["group"] == "kd_grid-test"
+
+
+def test_a_fixed_teacher_seed_gives_every_student_seed_the_same_teacher(tmp_path: Path, monkeypatch) -> None:
+    """The teacher depends on teacher_seed only: trained apart under two student seeds, its weights are identical."""
+    import torch
+    from conftest import compose_config
+
+    from kdlab.pipeline import run
+
+    trained = []
+    for seed in (0, 1):
+        monkeypatch.setenv("KDLAB_CACHE", str(tmp_path / f"cache{seed}"))
+        metrics = run(compose_config(*FAST, f"seed={seed}", "teacher_seed=0"), tmp_path / f"run{seed}")
+        assert metrics["teacher/source"] == "trained"
+        trained.append(torch.load(metrics["teacher/path"], weights_only=True)["state_dict"])
+    assert trained[0].keys() == trained[1].keys()
+    assert all(torch.equal(trained[0][k], trained[1][k]) for k in trained[0])

@@ -62,9 +62,10 @@ def test_a_misspelled_key_fails_the_check(tmp_path: Path) -> None:
 def test_a_missing_group_option_and_a_bad_value_fail_the_check(tmp_path: Path) -> None:
     path = _write_variant(tmp_path, "kd_seeds.yaml", lambda s: s["parameters"]["kd"]["values"].append("respons"))
     assert any("kd=respons" in p for p in check_sweep_file(path, CONF))
-    path = _write_variant(tmp_path, "kd_grid.yaml", lambda s: s["parameters"]["kd.alpha"]["values"].append(1.5))
+    bad_alpha = {"kd.temperature": {"values": [2, 4]}, "kd.alpha": {"value": 1.5}}
+    path = _write_variant(tmp_path, "kd_grid.yaml", lambda s: s.update(parameters=bad_alpha))
     problems = check_sweep_file(path, CONF)
-    assert len(problems) == 3 and all("kd.alpha must be in [0, 1], got 1.5" in p for p in problems)
+    assert len(problems) == 2 and all("kd.alpha must be in [0, 1], got 1.5" in p for p in problems)
 
 
 def test_hyphenated_arguments_are_rejected(tmp_path: Path) -> None:
