@@ -42,7 +42,10 @@ def load_model_file(path: str | Path) -> dict[str, Any]:
             "delete it (a cached teacher is retrained on the next run) or point to another file"
         ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ConfigError(f"checkpoint {path} is not a kdlab model file (expected format {FORMAT})")
+        raise ConfigError(
+            f"checkpoint {path} is not a kdlab model file (expected format {FORMAT}); point to a file kdlab wrote "
+            "(a run's student.pt or a cached teacher)"
+        )
     return payload
 
 

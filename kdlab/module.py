@@ -14,6 +14,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from kdlab.errors import ConfigError
+from kdlab.faults import check_finite_loss
 from kdlab.losses import kd_kl
 from kdlab.models.frozen import FrozenTeacher
 from kdlab.models.outputs import ModelOutputs
@@ -105,8 +106,10 @@ class DistillationModule(pl.LightningModule):
                 term.current_epoch = self.current_epoch
                 losses.update(term(student, teacher, batch))
         total = sum(self.weights[name] * value for name, value in losses.items())
-        self.log_dict({f"train/loss_{k}": v.detach() for k, v in losses.items()}, on_step=True, on_epoch=True)
-        self.log("train/loss", total.detach(), on_step=True, on_epoch=True, prog_bar=True)
+        check_finite_loss(losses, total, self.global_step, self.terms)
+        logged = {f"train/loss_{k}": v.detach() for k, v in losses.items()}
+        self.log_dict(logged, on_step=True, on_epoch=True, sync_dist=True)  # DDP: the mean over all ranks
+        self.log("train/loss", total.detach(), on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
         self.train_metrics.update(student.logits.detach(), y)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return total
@@ -115,7 +118,7 @@ class DistillationModule(pl.LightningModule):
         x, y = batch["image"], batch["target"]
         logits = self.student(x)
         getattr(self, f"{stage}_metrics").update(logits, y)
-        self.log(f"{stage}/loss_ce", F.cross_entropy(logits, y), on_epoch=True, batch_size=len(y))
+        self.log(f"{stage}/loss_ce", F.cross_entropy(logits, y), on_epoch=True, batch_size=len(y), sync_dist=True)
         self.log_dict(getattr(self, f"{stage}_metrics"), on_epoch=True, prog_bar=stage == "val")
         if self.teacher is not None:
             teacher_logits = self._teacher_outputs(x, [], False).logits

@@ -17,10 +17,12 @@ from kdlab.checkpoint import save_model
 from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.instantiate import build, build_optim
 from kdlab.io import write_json
+from kdlab.lightning_io import AtomicCheckpointIO, best_score
 from kdlab.models import build_model, embedding_dim, stage_infos
 from kdlab.module import DistillationModule, check_weights
 from kdlab.report import finish_report
 from kdlab.seeding import seeded, teacher_seed
+from kdlab.resume import CHECKPOINT_DIR, plan_resume, resumable_state, resume_callbacks, resume_mode, run_signature
 from kdlab.summary import print_summary
 from kdlab.teacher import prepare_teacher
 from kdlab.terms import PairSpec
@@ -29,6 +31,8 @@ from kdlab.training import make_trainer, test_accuracy
 from kdlab.validate import validate_config
 
 log = logging.getLogger(__name__)
+
+FIT_LOSSES = ("train/loss_epoch", "val/loss_ce")  # last epoch's means, synced over DDP ranks
 
 
 def _params(model) -> int:
@@ -69,6 +73,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     terms = build_terms(cfg, pair)  # bad stages / dims fail here, before any training
     optim = build_optim(cfg.optim)
     check_weights(terms, cfg.kd.weights, cfg.kd.alpha)
+    signature = run_signature(cfg.student.name, cfg.teacher.name, **shape, terms=terms)
+    config = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "resume"}
+    mode = resume_mode(cfg.get("resume", "auto"))  # a foreign or torn checkpoint fails here, before the teacher
+    resume = plan_resume(out_dir, mode, signature, resumable_state(student, terms), config)
     with seeded(teacher_seed(cfg)):
         source = prepare_teacher(teacher, cfg, datamodule)
     teacher_metrics = test_accuracy(
@@ -88,13 +96,21 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     logger = make_logger(cfg, out_dir)
     if logger:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    best = ModelCheckpoint(dirpath=out_dir / "checkpoints", monitor="val/acc", mode="max", save_last=True)
-    trainer = make_trainer(cfg.trainer, out_dir, logger=logger, callbacks=[best])
+    best = ModelCheckpoint(
+        dirpath=out_dir / CHECKPOINT_DIR, monitor="val/acc", mode="max", save_last=True, enable_version_counter=False
+    )
+    every = cfg.get("checkpoint_every_n_steps")
+    callbacks = [best, *resume_callbacks(out_dir / CHECKPOINT_DIR, signature, config, every)]
+    trainer = make_trainer(cfg.trainer, out_dir, logger=logger, callbacks=callbacks, plugins=[AtomicCheckpointIO()])
     try:
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume.checkpoint, weights_only=True)
+        last_epoch = {f"student/{k.split('/')[0]}_loss": float(trainer.callback_metrics[k]) for k in FIT_LOSSES}
         final_val_acc = trainer.callback_metrics.get("val/acc")
         student_metrics = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+        if not trainer.is_global_zero:  # under DDP every rank runs this function; rank 0 alone writes
+            return {}
         metrics = _collect(cfg, datamodule, module, teacher_metrics, student_metrics, source, best, started)
+        metrics.update({**last_epoch, **resume.results()})
         student_path = save_model(out_dir / "student.pt", student, cfg.student.name, **shape)
         metrics["student/checkpoint"] = str(student_path)
         metrics["student/val_acc"] = float(final_val_acc) if final_val_acc is not None else None
@@ -162,7 +178,7 @@ def _collect(cfg, datamodule, module, teacher_metrics, student_metrics, source, 
         "student/test_acc_top5": student_metrics.get("test/acc_top5"),
         "student/test_agreement": student_metrics.get("test/agreement"),
         "student/test_kl_to_teacher": student_metrics.get("test/kl_to_teacher"),
-        "student/best_val_acc": float(best.best_model_score) if best.best_model_score is not None else None,
+        "student/best_val_acc": best_score(best),
         "student/params": s_params,
         "retention": student_acc / teacher_acc if teacher_acc else None,
         "param_ratio": t_params / s_params,

@@ -14,13 +14,20 @@ from kdlab.instantiate import build
 def make_trainer(trainer_cfg: DictConfig, root: Path, quiet: bool = False, **overrides: Any) -> pl.Trainer:
     """Instantiate the configured Trainer; ``quiet`` turns off logging and checkpoints for helper phases."""
     cfg = OmegaConf.to_container(trainer_cfg, resolve=True)
-    cfg.update({k: v for k, v in overrides.items() if k not in ("logger", "callbacks")})
+    cfg.update({k: v for k, v in overrides.items() if k not in ("logger", "callbacks", "plugins")})
     extra: dict[str, Any] = {"default_root_dir": str(root)}
     if quiet:
         extra.update(logger=False, enable_checkpointing=False)
+        if _is_distributed(cfg):  # helper phases (teacher training and testing) run in one process on every rank
+            extra.update(strategy="auto", devices=1, num_nodes=1, sync_batchnorm=False)
     else:
         extra.update(logger=overrides.get("logger", False), callbacks=overrides.get("callbacks", []))
+        extra.update({"plugins": overrides["plugins"]} if "plugins" in overrides else {})
     return build(OmegaConf.create(cfg), **extra)
+
+
+def _is_distributed(cfg: dict[str, Any]) -> bool:
+    return cfg.get("strategy", "auto") != "auto" or cfg.get("devices", 1) != 1 or cfg.get("num_nodes", 1) != 1
 
 
 def test_accuracy(module: pl.LightningModule, datamodule: pl.LightningDataModule, trainer_cfg: DictConfig) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +27,24 @@ BAD_INPUTS = [
     (["trainer.max_epochs=0"], r"trainer.max_epochs must be an integer >= 1, got 0"),
     (["logger=wandb", "logger.mode=sometimes"], r"logger.mode must be one of auto, online, offline, disabled"),
     (["data.augment=mixup"], r"data.augment must be one of none, crop_flip, jitter, got 'mixup'"),
+    (["kd.temperature=hot"], r"kd.temperature must be a number > 0, got 'hot'"),
+    (["kd.weights.kd=-1"], r"kd.weights.kd must be >= 0, got -1"),
+    (["data.batch_size=0"], r"data.batch_size must be an integer >= 1, got 0"),
+    (["data.batch_size=12.5"], r"data.batch_size must be an integer >= 1, got 12.5"),
+    (["data.image_size=4"], r"data.image_size must be an integer >= 8 \(models downsample by up to 8\), got 4"),
+    (["data.val_fraction=0"], r"data.val_fraction must be a number in \(0, 1\), got 0"),
+    (["data.val_fraction=0.5", "data.test_fraction=0.5"], r"data.val_fraction \+ data.test_fraction must be < 1"),
+    (["data=mnist", "data.root=/no/such/mnist", "data.download=false"], r"data.root /no/such/mnist does not exist"),
+    (["data=imagefolder"], r"data.root is not set: pass data.root=/path/to/the/data"),
+    (["optim.optimizer.lr=0"], r"optim.optimizer.lr must be > 0, got 0"),
+    (["optim.optimizer.lr=fast"], r"optim.optimizer.lr must be a number > 0, got 'fast'"),
+    (["optim.optimizer.weight_decay=-0.1"], r"optim.optimizer.weight_decay must be >= 0, got -0.1"),
+    (["optim=sgd", "optim.optimizer.momentum=1.5"], r"optim.optimizer.momentum must be in \[0, 1\], got 1.5"),
+    (["trainer.max_epochs=2.5"], r"trainer.max_epochs must be an integer >= 1, got 2.5"),
+    (["teacher.max_epochs=0"], r"teacher.max_epochs must be an integer >= 1, got 0"),
+    (["seed=-1"], r"seed must be an integer in \[0, 2\*\*32 - 1\], got -1"),
+    (["resume=maybe"], r"resume must be one of auto, true, false, got 'maybe'"),
+    (["checkpoint_every_n_steps=0"], r"checkpoint_every_n_steps must be an integer >= 1, got 0"),
 ]
 
 
@@ -73,3 +93,31 @@ def test_pretrained_teacher_offline_gives_a_clear_error(tmp_path: Path, monkeypa
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ConfigError, match=r"could not load pretrained weights for teacher model resnet18: .*hub"):
         run(compose_config(*FAST, "teacher=resnet18", "teacher.pretrained=true"), tmp_path)
+
+
+def test_teacher_checkpoint_with_another_class_count_is_refused(tmp_path: Path) -> None:
+    import timm
+
+    from kdlab.checkpoint import save_model
+
+    other = save_model(
+        tmp_path / "t.pt", timm.create_model("test_resnet", num_classes=7, in_chans=1), "test_resnet", 7, 1
+    )
+    with pytest.raises(ConfigError, match=r"does not match this run: num_classes=7 \(this run needs 10\)"):
+        run(compose_config(*FAST, f"teacher.checkpoint={other}"), tmp_path / "run")
+
+
+def test_bad_value_through_the_cli_writes_no_run_artifacts(tmp_path: Path) -> None:
+    """Exit 2 and one line; no checkpoint, student, W&B run or cached teacher (the failure record aside)."""
+    cache, out = tmp_path / "cache", tmp_path / "run"
+    env = {**os.environ, "KDLAB_CACHE": str(cache)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "kdlab", *FAST, "logger=wandb", "data.batch_size=0", f"hydra.run.dir={out}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == "kdlab: error: data.batch_size must be an integer >= 1, got 0"
+    written = {p.relative_to(out).parts[0] for p in out.rglob("*")}
+    assert written <= {".hydra", "cli.log", "results.json"}, written
+    assert json.loads((out / "results.json").read_text())["status"] == "failed"
+    assert not cache.exists()

@@ -10,6 +10,13 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from kdlab.data.augment import apply_augment, check_augment
+from kdlab.data.sampling import (
+    ResumableDataLoader,
+    ResumableShuffleSampler,
+    ShardSampler,
+    private_generator,
+    shuffle_seed,
+)
 from kdlab.data.tensors import Split
 from kdlab.errors import ConfigError
 
@@ -69,10 +76,20 @@ class InMemoryDataModule(pl.LightningDataModule):
     def num_train(self) -> int:
         return len(self.train)
 
+    def _ranks(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
     def _loader(self, split: Split, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            BatchedTensorDataset(split), batch_size=self.batch_size, shuffle=shuffle, collate_fn=_already_collated
-        )
+        """Train: seeded per-epoch shuffle that resumes mid-epoch; eval: in order, unpadded shards under DDP."""
+        dataset, (world, rank) = BatchedTensorDataset(split), self._ranks()
+        if shuffle:
+            sampler = ResumableShuffleSampler(dataset, num_replicas=world, rank=rank, seed=shuffle_seed())
+            return ResumableDataLoader(
+                dataset, self.batch_size, sampler=sampler, collate_fn=_already_collated, generator=private_generator(0)
+            )
+        sampler = ShardSampler(dataset, world, rank) if world > 1 else None
+        return DataLoader(dataset, self.batch_size, sampler=sampler, collate_fn=_already_collated)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train, shuffle=True)
