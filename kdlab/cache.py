@@ -27,8 +27,16 @@ def config_key(*parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def teacher_phase(cfg: DictConfig) -> DictConfig:
+    """The run config as the teacher trains under it: ``teacher.max_epochs`` epochs, ``teacher.optim`` (when given)
+    merged over ``optim``; interpolations such as a scheduler's ``${trainer.max_epochs}`` resolve to the teacher's."""
+    overrides = {"trainer": {"max_epochs": cfg.teacher.max_epochs}, "optim": cfg.teacher.get("optim") or {}}
+    return OmegaConf.merge(cfg, overrides)
+
+
 def teacher_cache_key(cfg: DictConfig) -> str:
-    """Everything that determines a trained teacher: its config, the data config, the optimiser and the seed."""
+    """Everything that determines a trained teacher: its config, the data config, its optimiser and the seed."""
     teacher = OmegaConf.to_container(cfg.teacher, resolve=True)
     teacher.pop("checkpoint", None)
-    return config_key(teacher, cfg.data, cfg.optim, cfg.seed)
+    teacher.pop("optim", None)
+    return config_key(teacher, cfg.data, teacher_phase(cfg).optim, cfg.seed)

@@ -45,6 +45,10 @@ def make_logger(cfg: DictConfig, out_dir: Path):
 
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Run one experiment into ``out_dir`` and return its flat metrics (also written to ``results.json``)."""
+    if cfg.kd.get("generations") is not None:  # born-again networks: a chain of runs of this function
+        from kdlab.born_again import run_generations
+
+        return run_generations(cfg, out_dir)
     started = time.perf_counter()
     validate_config(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -97,6 +101,13 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             _update_summary(logger, metrics)
     finally:
         finish_wandb()
+    write_results(cfg, out_dir, metrics)
+    print_summary(metrics)
+    return metrics
+
+
+def write_results(cfg: DictConfig, out_dir: Path, metrics: dict[str, Any]) -> None:
+    """``results.json``: the flat metrics plus status, the group choices, the overrides and the resolved config."""
     results = {
         **metrics,
         "status": "completed",
@@ -105,8 +116,6 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     write_json(out_dir / "results.json", results)
-    print_summary(metrics)
-    return metrics
 
 
 def _choices() -> dict[str, str]:
@@ -146,4 +155,5 @@ def _collect(cfg, datamodule, module, teacher_metrics, student_metrics, source, 
         "param_ratio": t_params / s_params,
         "wall_time_s": time.perf_counter() - started,
     }
+    metrics.update(source.report)
     return metrics

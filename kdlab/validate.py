@@ -6,6 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from kdlab.ensemble import reject_teacher_list
 from kdlab.errors import ConfigError
 from kdlab.models.factory import check_timm_name
 from kdlab.tracking import resolve_wandb_mode
@@ -34,6 +35,7 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"kd.alpha must be in [0, 1], got {cfg.kd.alpha}")
     _check_model(cfg.student, "student")
     _check_model(cfg.teacher, "teacher")
+    reject_teacher_list()
     _check_positive_int(cfg.trainer.get("max_epochs"), "trainer.max_epochs")
     _check_positive_int(cfg.teacher.get("max_epochs"), "teacher.max_epochs")
     if cfg.teacher.get("checkpoint") and not Path(cfg.teacher.checkpoint).is_file():
