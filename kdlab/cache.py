@@ -29,14 +29,17 @@ def config_key(*parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def teacher_cache_key(cfg: DictConfig) -> str:
-    """Everything that determines a trained teacher: its config, the data config, the optimiser and the teacher's seed.
+def teacher_phase(cfg: DictConfig) -> DictConfig:
+    """The run config as the teacher trains under it: ``teacher.max_epochs`` epochs, ``teacher.optim`` (when given)
+    merged over ``optim``; interpolations such as a scheduler's ``${trainer.max_epochs}`` resolve to the teacher's."""
+    overrides = {"trainer": {"max_epochs": cfg.teacher.max_epochs}, "optim": cfg.teacher.get("optim") or {}}
+    return OmegaConf.merge(cfg, overrides)
 
-    The optimiser is resolved as the teacher's phase sees it (``trainer.max_epochs`` = ``teacher.max_epochs``), so a
-    schedule that reads the epoch count (``T_max: ${trainer.max_epochs}``) keys the teacher's schedule, and changing
-    the student's epochs does not retrain the teacher.
-    """
+
+def teacher_cache_key(cfg: DictConfig) -> str:
+    """Everything that determines a trained teacher: its config, the data config, its optimiser (as the teacher's phase
+    resolves it, so changing the student's epochs does not retrain the teacher) and the teacher's seed."""
     teacher = OmegaConf.to_container(cfg.teacher, resolve=True)
     teacher.pop("checkpoint", None)
-    phase = OmegaConf.merge(cfg, {"trainer": {"max_epochs": cfg.teacher.max_epochs}})
-    return config_key(teacher, cfg.data, phase.optim, teacher_seed(cfg))
+    teacher.pop("optim", None)
+    return config_key(teacher, cfg.data, teacher_phase(cfg).optim, teacher_seed(cfg))

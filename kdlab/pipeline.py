@@ -21,8 +21,8 @@ from kdlab.lightning_io import AtomicCheckpointIO, best_score
 from kdlab.models import build_model, embedding_dim, stage_infos
 from kdlab.module import DistillationModule, check_weights
 from kdlab.report import finish_report
-from kdlab.seeding import seeded, teacher_seed
 from kdlab.resume import CHECKPOINT_DIR, plan_resume, resumable_state, resume_callbacks, resume_mode, run_signature
+from kdlab.seeding import seeded, teacher_seed
 from kdlab.summary import print_summary
 from kdlab.teacher import prepare_teacher
 from kdlab.terms import PairSpec
@@ -52,6 +52,10 @@ def make_logger(cfg: DictConfig, out_dir: Path):
 
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Run one experiment into ``out_dir`` and return its flat metrics (also written to ``results.json``)."""
+    if cfg.kd.get("generations") is not None:  # born-again networks: a chain of runs of this function
+        from kdlab.born_again import run_generations
+
+        return run_generations(cfg, out_dir)
     started = time.perf_counter()
     validate_config(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -125,6 +129,13 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         finish_wandb(exit_code=1)  # the dashboard shows a crashed job as failed, not finished
         raise
     finish_wandb()
+    write_results(cfg, out_dir, metrics)
+    print_summary(metrics)
+    return metrics
+
+
+def write_results(cfg: DictConfig, out_dir: Path, metrics: dict[str, Any]) -> None:
+    """``results.json``: the flat metrics plus status, the group choices, the overrides and the resolved config."""
     results = {
         **metrics,
         "status": "completed",
@@ -133,8 +144,6 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     write_json(out_dir / "results.json", results)
-    print_summary(metrics)
-    return metrics
 
 
 def _test_best_checkpoint(cfg, module, datamodule, best: ModelCheckpoint) -> float | None:
@@ -184,4 +193,5 @@ def _collect(cfg, datamodule, module, teacher_metrics, student_metrics, source, 
         "param_ratio": t_params / s_params,
         "wall_time_s": time.perf_counter() - started,
     }
+    metrics.update(source.report)
     return metrics

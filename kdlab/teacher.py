@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
-from kdlab.cache import cache_root, teacher_cache_key
+from kdlab.cache import cache_root, teacher_cache_key, teacher_phase
 from kdlab.checkpoint import load_into, save_model
 from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.instantiate import build_optim
+from kdlab.models.ensemble import TeacherEnsemble
 from kdlab.module import DistillationModule
 from kdlab.training import make_trainer
 
@@ -24,8 +26,9 @@ log = logging.getLogger(__name__)
 class TeacherSource:
     """Where the teacher's weights came from, for the results and the summary."""
 
-    kind: str  # checkpoint | cache | trained | pretrained+finetuned
+    kind: str  # checkpoint | cache | trained | pretrained+finetuned | ensemble
     path: Path
+    report: dict[str, Any] = field(default_factory=dict)  # extra results (an ensemble's per-member accuracies)
 
 
 def _freeze_all_but_head(model: nn.Module) -> None:
@@ -34,12 +37,13 @@ def _freeze_all_but_head(model: nn.Module) -> None:
 
 
 def _train(model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, root: Path) -> None:
-    """Supervised training of the teacher with the run's optimiser, for ``teacher.max_epochs`` epochs.
+    """Supervised training of the teacher with the run's optimiser (``teacher.optim`` overrides it), for
+    ``teacher.max_epochs`` epochs.
 
     ``teacher.augment`` (optional) replaces ``data.augment`` while the teacher trains, as when a teacher is trained
     on jittered inputs and the student on plain ones (Hinton et al. 2015, §3).
     """
-    phase = OmegaConf.merge(cfg, {"trainer": {"max_epochs": cfg.teacher.max_epochs}})
+    phase = teacher_phase(cfg)
     module = DistillationModule(
         model,
         num_classes=datamodule.num_classes,
@@ -56,6 +60,10 @@ def _train(model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, ro
 
 def prepare_teacher(model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule) -> TeacherSource:
     """Fill ``model`` with trained weights; train and cache them when no checkpoint or cache entry exists."""
+    if isinstance(model, TeacherEnsemble):  # each member is prepared, and cached, as a single teacher
+        from kdlab.ensemble import prepare_ensemble
+
+        return prepare_ensemble(model, cfg, datamodule)
     shape = {"name": cfg.teacher.name, "num_classes": datamodule.num_classes, "in_chans": datamodule.in_chans}
     if cfg.teacher.checkpoint:
         load_into(model, cfg.teacher.checkpoint, **shape)

@@ -7,6 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from kdlab.data.augment import check_augment
+from kdlab.ensemble import reject_teacher_list
 from kdlab.errors import ConfigError
 from kdlab.models.factory import check_timm_name
 from kdlab.post.settings import check_post_config
@@ -102,6 +103,7 @@ def validate_config(cfg: DictConfig) -> None:
         )
     _check_model(cfg.student, "student")
     _check_model(cfg.teacher, "teacher")
+    reject_teacher_list()
     _check_positive_int(cfg.trainer.get("max_epochs"), "trainer.max_epochs")
     _check_positive_int(cfg.teacher.get("max_epochs"), "teacher.max_epochs")
     if cfg.teacher.get("augment") is not None:

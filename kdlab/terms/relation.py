@@ -24,7 +24,10 @@ def embedding_dims(pair: PairSpec, method: str) -> tuple[int, int]:
         ("teacher", pair.teacher_name, pair.teacher_embedding_dim),
     ):
         if dim is None:
-            raise ConfigError(f"{method} needs the pooled embedding width, but {role} model {name} has no classifier")
+            raise ConfigError(
+                f"{method} needs the pooled embedding, but {role} model {name} exposes none (no timm classifier / "
+                "forward_head); use a logit method (kd=response) or a timm model"
+            )
     return pair.student_embedding_dim, pair.teacher_embedding_dim
 
 
@@ -38,6 +41,7 @@ class RKD(DistillationTerm):
 
     def __init__(self, pair: PairSpec) -> None:
         super().__init__()
+        embedding_dims(pair, "RKD")  # both models must expose the embedding; fail before training
         self.needs_embedding = True
 
     def forward(self, student: ModelOutputs, teacher: ModelOutputs, batch: Batch) -> dict[str, Tensor]:
@@ -68,6 +72,7 @@ class PKT(DistillationTerm):
 
     def __init__(self, pair: PairSpec) -> None:
         super().__init__()
+        embedding_dims(pair, "PKT")  # both models must expose the embedding; fail before training
         self.needs_embedding = True
 
     def forward(self, student: ModelOutputs, teacher: ModelOutputs, batch: Batch) -> dict[str, Tensor]:

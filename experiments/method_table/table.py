@@ -1,0 +1,50 @@
+"""Summarise a method sweep: per kd method, the student's test accuracy (mean ± std over seeds) and seconds per epoch.
+
+Usage: python experiments/method_table/table.py <sweep dir>   (reads <sweep dir>/*/results.json)
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+
+def load(sweep: Path) -> dict[str, list[dict]]:
+    runs: dict[str, list[dict]] = defaultdict(list)
+    for path in sorted(sweep.glob("*/results.json")):
+        result = json.loads(path.read_text())
+        if result.get("status") == "completed":
+            runs[result["choices"].get("kd", result.get("kd/method"))].append(result)
+    return runs
+
+
+def row(method: str, results: list[dict], baseline: float | None) -> str:
+    accs = [100 * r["student/test_acc"] for r in results]
+    mean = statistics.mean(accs)
+    spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
+    per_epoch = statistics.mean(r["wall_time_s"] / r["config"]["trainer"]["max_epochs"] for r in results)
+    delta = "" if baseline is None or method == "none" else f"{mean - baseline:+.2f}"
+    seeds = ",".join(str(r["seed"]) for r in results)
+    return f"| {method} | {mean:.2f} ± {spread:.2f} | {delta} | {per_epoch:.2f} | {seeds} |"
+
+
+def table(runs: dict[str, list[dict]]) -> str:
+    baseline = statistics.mean(100 * r["student/test_acc"] for r in runs["none"]) if "none" in runs else None
+    first = next(iter(runs.values()))[0]
+    teacher = statistics.mean(100 * r["teacher/test_acc"] for rs in runs.values() for r in rs)
+    lines = [
+        f"{first['teacher/name']} → {first['student/name']} on {first['data/name']}, "
+        f"{first['config']['trainer']['max_epochs']} epochs; teacher test accuracy {teacher:.2f} %",
+        "",
+        "| kd | student test acc % (mean ± std) | Δ vs none | s / epoch | seeds |",
+        "|---|---|---|---|---|",
+    ]
+    order = sorted(runs, key=lambda m: (m != "none", m))
+    return "\n".join([*lines, *(row(m, runs[m], baseline) for m in order)])
+
+
+if __name__ == "__main__":
+    print(table(load(Path(sys.argv[1]))))
