@@ -24,6 +24,10 @@ from kdlab.io import atomic_write
 UNREADABLE = (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError)
 
 
+def _first_sentence(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:160]
+
+
 def read_checkpoint(path: str | Path) -> Any:
     """``torch.load(..., weights_only=True)`` on CPU; a missing, torn or foreign file becomes a one-line error."""
     path = Path(path)
@@ -33,8 +37,8 @@ def read_checkpoint(path: str | Path) -> Any:
         raise ConfigError(f"checkpoint {path} does not exist") from None
     except UNREADABLE as exc:
         raise ConfigError(
-            f"checkpoint {path} is corrupt or not a Lightning checkpoint ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:120]}); delete it, or pass resume=false to start this run over"
+            f"checkpoint {path} is corrupt or not a Lightning checkpoint "
+            f"({type(exc).__name__}: {_first_sentence(exc)}); delete it, or pass resume=false to start this run over"
         ) from exc
 
 

@@ -108,8 +108,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     trainer = make_trainer(cfg.trainer, out_dir, logger=logger, callbacks=callbacks, plugins=[AtomicCheckpointIO()])
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume.checkpoint, weights_only=True)
-        last_epoch = {f"student/{k.split('/')[0]}_loss": float(trainer.callback_metrics[k]) for k in FIT_LOSSES}
-        final_val_acc = trainer.callback_metrics.get("val/acc")
+        fitted = trainer.callback_metrics  # empty when a finished run is resumed: nothing left to train
+        last_epoch = {f"student/{k.split('/')[0]}_loss": float(fitted[k]) if k in fitted else None for k in FIT_LOSSES}
+        final_val_acc = fitted.get("val/acc")
         student_metrics = trainer.test(module, datamodule=datamodule, verbose=False)[0]
         if not trainer.is_global_zero:  # under DDP every rank runs this function; rank 0 alone writes
             return {}
