@@ -26,9 +26,15 @@ def config_dir() -> str:
 
 
 def record_failure(out_dir: Path, cfg: DictConfig, error: BaseException) -> None:
-    """A failed job still leaves a readable results.json, so a sweep report can show it."""
+    """A failed job still leaves a readable results.json, so a sweep report can show it.
+
+    A completed run's results are never replaced: a failed rerun in its directory writes ``results.failed.json``.
+    """
+    path = out_dir / "results.json"
+    if path.is_file() and '"status": "completed"' in path.read_text(errors="replace"):
+        path = out_dir / "results.failed.json"
     write_json(
-        out_dir / "results.json",
+        path,
         {
             "status": "failed",
             "error": f"{type(error).__name__}: {error}",

@@ -121,3 +121,17 @@ def test_bad_value_through_the_cli_writes_no_run_artifacts(tmp_path: Path) -> No
     assert written <= {".hydra", "cli.log", "results.json"}, written
     assert json.loads((out / "results.json").read_text())["status"] == "failed"
     assert not cache.exists()
+
+
+def test_a_bad_rerun_never_replaces_completed_results(tmp_path: Path) -> None:
+    import json
+
+    run(compose_config(*FAST), tmp_path)
+    before = (tmp_path / "results.json").read_text()
+    proc = subprocess.run(
+        [sys.executable, "-m", "kdlab", *FAST, "kd.alpha=3", f"hydra.run.dir={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert (tmp_path / "results.json").read_text() == before
+    assert json.loads((tmp_path / "results.failed.json").read_text())["status"] == "failed"
