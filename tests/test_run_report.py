@@ -133,6 +133,8 @@ def test_onnx_export_round_trips(sweep: Path) -> None:
     results = results_of(sweep / "1")
     assert Path(results["student/onnx_path"]).is_file()
     assert results["student/onnx_max_abs_diff"] <= 1e-4
+    relative = results["student/onnx_max_abs_diff"] / results["student/onnx_max_abs_logit"]
+    assert results["student/onnx_max_rel_diff"] == pytest.approx(relative)
 
 
 def test_report_reaches_wandb(sweep: Path) -> None:
@@ -162,8 +164,9 @@ def test_evaluate_recomputes_an_old_run(sweep: Path, tmp_path: Path) -> None:
 def test_evaluate_reuses_the_pruned_student(sweep: Path, tmp_path: Path) -> None:
     job = tmp_path / "1"
     shutil.copytree(sweep / "1", job)
-    (job / "multirun.yaml").unlink(missing_ok=True)
+    saved = (job / "student-pruned.pt").stat().st_mtime_ns
     evaluate_run(job, QUICK_LATENCY)
+    assert (job / "student-pruned.pt").stat().st_mtime_ns == saved  # loaded, not pruned and fine-tuned again
     before, after = results_of(sweep / "1"), results_of(job)
     for key in ("report/student+pruned/top1", "report/student+pruned/nonzero_params"):
         assert after[key] == before[key]
