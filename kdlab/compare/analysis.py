@@ -93,9 +93,12 @@ def group_by_setting(runs: Sequence[Run]) -> list[Group]:
     return list(groups.values())
 
 
+TIE_BREAK = "student/val_acc"  # final-epoch val accuracy: ties on best val (small val sets) are still broken on val
+
+
 def rank(groups: Sequence[Group], metric: str) -> list[Group]:
     """Groups with a value for ``metric``, best (highest mean) first; groups without one go last."""
-    return sorted(groups, key=lambda g: (g.mean(metric) is None, -(g.mean(metric) or 0.0)))
+    return sorted(groups, key=lambda g: (g.mean(metric) is None, -(g.mean(metric) or 0.0), -(g.mean(TIE_BREAK) or 0.0)))
 
 
 def selection_metric(runs: Sequence[Run], wanted: str) -> str:
