@@ -170,3 +170,17 @@ def test_empty_dir_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture) ->
 @pytest.mark.parametrize(("a", "b"), [("2", 2.0), ("0.30", 0.3), ("[1,2]", [1, 2]), ("none", "none"), ("1e3", 1000)])
 def test_override_text_and_config_values_compare_equal(a: str, b: object) -> None:
     assert canonical(a) == canonical(b)
+
+
+def test_a_run_repeated_by_a_later_sweep_counts_once(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The grid's seed-0 point and the seeds sweep's seed-0 run are one experiment, not two seeds."""
+    write_job(tmp_path / "grid" / "0", ["kd.temperature=4", "kd.alpha=0.9"], temperature=4, acc=0.90)  # int 4
+    for seed, acc in ((0, 0.90), (1, 0.94)):
+        write_job(tmp_path / "seeds" / str(seed), ["kd=response", f"seed={seed}"], seed=seed, acc=acc)
+    assert main([str(tmp_path / "grid"), str(tmp_path / "seeds"), "--out", str(tmp_path)]) == 0
+    assert "1 run(s) repeat the config and seed of a later run: counted once" in capsys.readouterr().out
+    (group,) = read_csv(tmp_path / "summary.csv")
+    assert (group["completed"], group["runs"]) == ("2", "3")
+    assert float(group["student/test_acc_mean"]) == pytest.approx(0.92)
+    repeats = {row["job"]: row["repeat_of"] for row in read_csv(tmp_path / "runs.csv")}
+    assert repeats == {"grid/0": "seeds/0", "seeds/0": "", "seeds/1": ""}

@@ -22,13 +22,11 @@ SUMMARY_KEYS = (
 )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+def run_sweep(root: Path) -> tuple[Path, subprocess.CompletedProcess]:
     """``python -m kdlab -m hparams_search=kd_grid`` cut to T ∈ {2, -1, abc, 4} at alpha 0.9, W&B offline.
 
     T=-1 is refused by validation (ConfigError); T=abc crashes with a plain ValueError (the generic failure path).
     """
-    root = tmp_path_factory.mktemp("multirun")
     sweep_dir = root / "kd_grid-test"
     logger = [o for o in FAST if not o.startswith("logger=")] + ["logger=wandb"]
     env = {**os.environ, "WANDB_MODE": "offline", "KDLAB_CACHE": str(root / "cache")}
@@ -45,8 +43,16 @@ def results(sweep_dir: Path, job: int) -> dict:
     return json.loads((sweep_dir / str(job) / "results.json").read_text())
 
 
-def test_the_sweep_runs_every_job_and_exits_nonzero(sweep) -> None:
-    sweep_dir, proc = sweep
+def test_a_sweep_with_a_bad_value_and_a_crash(tmp_path: Path) -> None:
+    """One sweep (a subprocess, so one test: pytest-xdist would run a shared fixture once per worker)."""
+    sweep_dir, proc = run_sweep(tmp_path)
+    check_every_job_ran_and_the_exit_status(sweep_dir, proc)
+    check_the_teacher_is_trained_once_and_reused(sweep_dir)
+    check_the_report_is_written_and_compare_reads_it(sweep_dir, proc)
+    check_each_wandb_run_holds_config_summary_and_group(sweep_dir)
+
+
+def check_every_job_ran_and_the_exit_status(sweep_dir: Path, proc: subprocess.CompletedProcess) -> None:
     assert proc.returncode == 1, proc.stderr[-3000:]
     output = proc.stdout + proc.stderr  # Hydra's log goes to stdout
     assert "2 of 4 jobs failed: 1 (" in output and "kd.temperature=-1" in output
@@ -60,16 +66,14 @@ def test_the_sweep_runs_every_job_and_exits_nonzero(sweep) -> None:
         assert 0.0 <= done["student/test_acc"] <= 1.0 and (sweep_dir / str(job) / "student.pt").is_file()
 
 
-def test_the_teacher_is_trained_once_and_reused(sweep) -> None:
-    sweep_dir, _ = sweep
+def check_the_teacher_is_trained_once_and_reused(sweep_dir: Path) -> None:
     first, last = results(sweep_dir, 0), results(sweep_dir, 3)
     assert (first["teacher/source"], last["teacher/source"]) == ("trained", "cache")
     assert first["teacher/path"] == last["teacher/path"]
     assert first["teacher/test_acc"] == last["teacher/test_acc"]
 
 
-def test_the_report_is_written_and_compare_reads_the_sweep(sweep, capsys: pytest.CaptureFixture) -> None:
-    sweep_dir, proc = sweep
+def check_the_report_is_written_and_compare_reads_it(sweep_dir: Path, proc: subprocess.CompletedProcess) -> None:
     assert "best by student/best_val_acc: kd.temperature=" in proc.stdout
     report = (sweep_dir / "report.md").read_text()
     assert "4 runs: 2 completed, 2 failed or missing." in report and "kd.temperature must be > 0" in report
@@ -80,8 +84,7 @@ def test_the_report_is_written_and_compare_reads_the_sweep(sweep, capsys: pytest
     assert sum(",failed," in row for row in rows) == 2
 
 
-def test_each_wandb_run_holds_config_summary_and_the_sweep_group(sweep) -> None:
-    sweep_dir, _ = sweep
+def check_each_wandb_run_holds_config_summary_and_group(sweep_dir: Path) -> None:
     metrics_of_sweeps = {load_sweep(p)["metric"]["name"] for p in (REPO / "sweeps").glob("*.yaml")}
     for job, temperature in ((0, 2.0), (3, 4.0)):
         done = results(sweep_dir, job)

@@ -6,6 +6,7 @@ import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from kdlab.compare.collect import SEED_KEY, Run
 
@@ -33,10 +34,36 @@ def common_settings(runs: Sequence[Run]) -> dict[str, str]:
     return {k: str(runs[0].setting(k)) for k in _keys_in_order(runs) if k not in swept}
 
 
+def _config_key(config: dict, leave_out: frozenset[str] | set[str]) -> str:
+    """The config minus ``leave_out`` as text, numbers as floats (an override gives 4 where the YAML says 4.0)."""
+
+    def normal(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: normal(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [normal(v) for v in node]
+        return float(node) if isinstance(node, int | float) and not isinstance(node, bool) else node
+
+    return json.dumps(normal({k: v for k, v in config.items() if k not in leave_out}), sort_keys=True, default=str)
+
+
 def _context(run: Run) -> str | None:
-    if not run.ok or not run.config:
-        return None
-    return json.dumps({k: v for k, v in run.config.items() if k not in NOT_CONTEXT}, sort_keys=True, default=str)
+    return _config_key(run.config, NOT_CONTEXT) if run.ok and run.config else None
+
+
+def mark_repeats(runs: Sequence[Run]) -> int:
+    """Mark completed runs whose whole config (seed included) a later run repeats, e.g. the grid point T=4, alpha=0.9
+    seed 0 also run by a seeds sweep: one experiment must not count as two seeds. Returns how many were marked."""
+    latest = {key: run for run in runs if (key := _identity(run))}
+    marked = 0
+    for run in runs:
+        if (key := _identity(run)) and latest[key] is not run:
+            run.repeat_of, marked = latest[key].path, marked + 1
+    return marked
+
+
+def _identity(run: Run) -> str | None:
+    return _config_key(run.config, {"logger", "cache_dir"}) if run.ok and run.config else None
 
 
 def annotate_deltas(runs: Sequence[Run], metric: str = "student/test_acc") -> int:
@@ -44,8 +71,9 @@ def annotate_deltas(runs: Sequence[Run], metric: str = "student/test_acc") -> in
     trainer (any seed). Returns how many completed distilled runs had no such baseline."""
     baselines: dict[str, list[float]] = {}
     for run in runs:
-        if run.method == BASELINE_METHOD and run.metric(metric) is not None and (context := _context(run)):
-            baselines.setdefault(context, []).append(run.metric(metric))
+        value, context = run.metric(metric), _context(run)
+        if run.method == BASELINE_METHOD and run.counted and value is not None and context:
+            baselines.setdefault(context, []).append(value)
     unmatched = 0
     for run in runs:
         values = baselines.get(_context(run) or "")
@@ -65,7 +93,8 @@ class Group:
 
     @property
     def completed(self) -> list[Run]:
-        return [run for run in self.runs if run.ok]
+        """The group's counted runs (completed, repeats left out): one per seed."""
+        return [run for run in self.runs if run.counted]
 
     def values(self, metric: str) -> list[float]:
         return [v for run in self.completed if (v := run.metric(metric)) is not None]
@@ -93,9 +122,12 @@ def group_by_setting(runs: Sequence[Run]) -> list[Group]:
     return list(groups.values())
 
 
+TIE_BREAK = "student/val_acc"  # final-epoch val accuracy: ties on best val (small val sets) are still broken on val
+
+
 def rank(groups: Sequence[Group], metric: str) -> list[Group]:
     """Groups with a value for ``metric``, best (highest mean) first; groups without one go last."""
-    return sorted(groups, key=lambda g: (g.mean(metric) is None, -(g.mean(metric) or 0.0)))
+    return sorted(groups, key=lambda g: (g.mean(metric) is None, -(g.mean(metric) or 0.0), -(g.mean(TIE_BREAK) or 0.0)))
 
 
 def selection_metric(runs: Sequence[Run], wanted: str) -> str:

@@ -30,10 +30,16 @@ class Run:
     metrics: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    repeat_of: Path | None = None  # a later run with the same config and seed: statistics count only that one
 
     @property
     def ok(self) -> bool:
         return self.status == "completed"
+
+    @property
+    def counted(self) -> bool:
+        """Completed and not repeated later: the runs that means, deltas and plots are made of."""
+        return self.ok and self.repeat_of is None
 
     def metric(self, key: str) -> float | None:
         value = self.metrics.get(key)

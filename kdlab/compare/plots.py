@@ -51,7 +51,7 @@ def heatmap_cells(
 
     One panel per combination of the swept settings other than x, y and the seed, so nothing is averaged away.
     """
-    distilled = [run for run in runs if run.ok and run.method != BASELINE_METHOD and run.metric(metric) is not None]
+    distilled = [r for r in runs if r.counted and r.method != BASELINE_METHOD and r.metric(metric) is not None]
     others = [k for k in swept_keys(distilled) if k not in (SEED_KEY, x_key, y_key)]
     panels: dict[str, dict[tuple[str, str], list[float]]] = {}
     for run in distilled:
@@ -94,7 +94,7 @@ def heatmap(runs: Sequence[Run], path: Path, x_key: str, y_key: str, metric: str
 
 def accuracy_vs_size(runs: Sequence[Run], path: Path, metric: str = ACCURACY) -> Path | None:
     """Student accuracy against parameter count, one series per KD method; None unless several students are present."""
-    done = [run for run in runs if run.ok and run.metric(metric) is not None and run.metric("student/params")]
+    done = [run for run in runs if run.counted and run.metric(metric) is not None and run.metric("student/params")]
     if len({run.metrics.get("student/name") for run in done}) < 2:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 4.5))

@@ -14,6 +14,7 @@ from kdlab.compare.analysis import (
     annotate_deltas,
     common_settings,
     group_by_setting,
+    mark_repeats,
     rank,
     selection_metric,
     swept_keys,
@@ -73,6 +74,7 @@ def write_report(
     """Analyse ``runs`` and write the report files into ``out_dir`` (atomically, so a reader never sees half a file)."""
     runs = list(runs)
     out_dir = Path(out_dir)
+    repeats = mark_repeats(runs)
     unmatched = annotate_deltas(runs)
     metric = selection_metric(runs, metric)
     report = Report(runs, rank(group_by_setting(runs), metric), metric)
@@ -88,6 +90,8 @@ def write_report(
             report.files[name] = path
     if "heatmap.png" not in report.files:
         report.notes.append(f"no heatmap: the distilled runs do not span a {x_key} × {y_key} grid")
+    if repeats:
+        report.notes.append(f"{repeats} run(s) repeat the config and seed of a later run: counted once")
     if unmatched:
         report.notes.append(
             f"{unmatched} distilled run(s) have no kd={BASELINE_METHOD} run with the same data/student/optim/trainer, "

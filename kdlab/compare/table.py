@@ -51,7 +51,8 @@ def run_rows(runs: Sequence[Run], keys: Sequence[str], root: Path) -> list[dict[
         row.update({k: str(run.setting(k) or "—") for k in _columns(keys)})
         row["seed"] = str(run.setting(SEED_KEY) or run.metrics.get("seed", "—"))
         row.update({title: _number(run.metric(key), pct, key == DELTA) for title, key, pct in METRIC_COLUMNS})
-        row["error"] = (run.error or "").splitlines()[0][:120] if run.error else ""
+        row["note"] = (run.error or "").splitlines()[0][:120] if run.error else ""
+        row["note"] += f"repeated by {_relative(run.repeat_of, root)}, counted once" if run.repeat_of else ""
         rows.append(row)
     return rows
 
@@ -79,12 +80,13 @@ def markdown(rows: Sequence[dict[str, str]]) -> str:
 def write_runs_csv(path: Path, runs: Sequence[Run], keys: Sequence[str], root: Path) -> Path:
     """Raw values (fractions, not %) keyed as in results.json, one row per job: for pandas, spreadsheets, plots."""
     metric_keys = [key for _, key, _ in METRIC_COLUMNS] + ["wall_time_s", "teacher/source", "kd/method"]
-    header = ["job", "status", *_columns(keys), SEED_KEY, *metric_keys, "error"]
+    header = ["job", "status", *_columns(keys), SEED_KEY, *metric_keys, "error", "repeat_of"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=header)
     writer.writeheader()
     for run in runs:
         row = {"job": _relative(run.path, root), "status": run.status, "error": run.error or ""}
+        row["repeat_of"] = _relative(run.repeat_of, root) if run.repeat_of else ""
         row.update({k: run.setting(k) for k in _columns(keys)})
         row[SEED_KEY] = run.setting(SEED_KEY) or run.metrics.get("seed")
         row.update({k: run.metrics.get(k) for k in metric_keys})
