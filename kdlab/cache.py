@@ -28,7 +28,12 @@ def config_key(*parts: Any) -> str:
 
 
 def teacher_cache_key(cfg: DictConfig) -> str:
-    """Everything that determines a trained teacher: its config, the data config, the optimiser and the seed."""
+    """Everything that determines a trained teacher: its config, the data config, the optimiser and the seed.
+
+    The optimiser is resolved as the teacher phase sees it (``trainer.max_epochs = teacher.max_epochs``, e.g. the
+    scheduler's ``T_max``), so a sweep over the student's epochs shares one teacher.
+    """
     teacher = OmegaConf.to_container(cfg.teacher, resolve=True)
     teacher.pop("checkpoint", None)
-    return config_key(teacher, cfg.data, cfg.optim, cfg.seed)
+    phase = OmegaConf.merge(cfg, {"trainer": {"max_epochs": cfg.teacher.max_epochs}})
+    return config_key(teacher, cfg.data, phase.optim, cfg.seed)

@@ -18,8 +18,11 @@ from kdlab.instantiate import build, build_optim
 from kdlab.io import write_json
 from kdlab.models import build_model, embedding_dim, stage_infos
 from kdlab.module import DistillationModule, check_weights
+from kdlab.speed import compile_model, to_channels_last
 from kdlab.summary import print_summary
 from kdlab.teacher import prepare_teacher
+from kdlab.teacher_output_cache import teacher_outputs_plan
+from kdlab.teacher_outputs import TeacherTaps
 from kdlab.terms import PairSpec
 from kdlab.tracking import finish_wandb
 from kdlab.training import make_trainer, test_accuracy
@@ -65,10 +68,18 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     terms = build_terms(cfg, pair)  # bad stages / dims fail here, before any training
     optim = build_optim(cfg.optim)
     check_weights(terms, cfg.kd.weights, cfg.kd.alpha)
+    if cfg.get("channels_last"):
+        to_channels_last(student)
+        to_channels_last(teacher)
     source = prepare_teacher(teacher, cfg, datamodule)
+    outputs = teacher_outputs_plan(cfg, teacher, datamodule, TeacherTaps.of(terms.values()))
     teacher_metrics = test_accuracy(
         DistillationModule(teacher, datamodule.num_classes, **optim), datamodule, cfg.trainer
     )
+    if cfg.get("compile"):
+        compile_model(student)
+        if outputs.table is None:
+            compile_model(teacher)
     module = DistillationModule(
         student,
         datamodule.num_classes,
@@ -76,6 +87,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         terms=terms,
         weights=cfg.kd.weights,
         alpha=cfg.kd.alpha,
+        teacher_outputs=outputs.table,
         **optim,
     )
 
@@ -89,6 +101,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         trainer.fit(module, datamodule=datamodule)
         student_metrics = trainer.test(module, datamodule=datamodule, verbose=False)[0]
         metrics = _collect(cfg, datamodule, module, teacher_metrics, student_metrics, source, best, started)
+        metrics["teacher/outputs_source"] = outputs.source
         student_path = save_model(out_dir / "student.pt", student, cfg.student.name, **shape)
         metrics["student/checkpoint"] = str(student_path)
         if logger:

@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from kdlab.errors import ConfigError
 from kdlab.models.factory import check_timm_name
+from kdlab.teacher_output_cache import cache_mode
 from kdlab.tracking import resolve_wandb_mode
 
 
@@ -38,5 +39,6 @@ def validate_config(cfg: DictConfig) -> None:
     _check_positive_int(cfg.teacher.get("max_epochs"), "teacher.max_epochs")
     if cfg.teacher.get("checkpoint") and not Path(cfg.teacher.checkpoint).is_file():
         raise ConfigError(f"teacher.checkpoint {cfg.teacher.checkpoint} does not exist")
+    cache_mode(cfg)  # kd.cache_teacher: a bad value, or true with random augmentation
     if cfg.get("logger") and cfg.logger.get("mode") is not None:
         resolve_wandb_mode(cfg.logger.mode)
