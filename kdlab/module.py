@@ -19,6 +19,7 @@ from kdlab.losses import kd_kl
 from kdlab.models.frozen import FrozenTeacher
 from kdlab.models.outputs import ModelOutputs
 from kdlab.models.taps import forward_with_taps
+from kdlab.teacher_outputs import TeacherOutputTable, run_teacher
 from kdlab.terms.base import Batch, DistillationTerm
 
 # The frozen teacher is in eval mode on purpose; Lightning warns about any eval-mode module at fit start.
@@ -43,16 +44,18 @@ def check_weights(
     return {"ce": 1.0 - float(alpha), **{k: float(v) for k, v in weights.items()}}
 
 
-def _metrics(num_classes: int, prefix: str) -> MetricCollection:
-    acc = {"acc": MulticlassAccuracy(num_classes, average="micro")}
+def _metrics(num_classes: int, prefix: str, validate_args: bool = True) -> MetricCollection:
+    acc = {"acc": MulticlassAccuracy(num_classes, average="micro", validate_args=validate_args)}
     if num_classes > 5:
-        acc["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+        acc["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro", validate_args=validate_args)
     return MetricCollection(acc, prefix=prefix)
 
 
 class DistillationModule(pl.LightningModule):
     """Student (+ optional frozen teacher and distillation terms); with no teacher it is plain supervised training.
 
+    ``teacher_outputs``, a table of the teacher's outputs per sample (see :mod:`kdlab.teacher_output_cache`), replaces
+    the teacher's forward pass wherever it covers the split and taps; elsewhere the teacher runs online.
     ``total = (1 − alpha)·CE + Σ_name weights[name]·loss[name]``; every raw term is logged as ``train/loss_<name>``.
     """
 
@@ -66,6 +69,7 @@ class DistillationModule(pl.LightningModule):
         terms: Mapping[str, DistillationTerm] | None = None,
         weights: Mapping[str, float] | None = None,
         alpha: float = 0.0,
+        teacher_outputs: TeacherOutputTable | None = None,
     ) -> None:
         super().__init__()
         self.student = student
@@ -80,28 +84,31 @@ class DistillationModule(pl.LightningModule):
         self.student_stages = sorted({s for t in self.terms.values() for s in t.student_stages})
         self.teacher_stages = sorted({s for t in self.terms.values() for s in t.teacher_stages})
         self.needs_embedding = any(t.needs_embedding for t in self.terms.values())
-        self.train_metrics = _metrics(num_classes, "train/")
+        self.train_metrics = _metrics(num_classes, "train/", validate_args=False)  # its checks sync with the GPU
         self.val_metrics = _metrics(num_classes, "val/")
         self.test_metrics = _metrics(num_classes, "test/")
         if self.teacher is not None:
             self.val_agreement = MulticlassAccuracy(num_classes, average="micro")
             self.test_agreement = MulticlassAccuracy(num_classes, average="micro")
             self.val_kl, self.test_kl = MeanMetric(), MeanMetric()
+        self.teacher_outputs = teacher_outputs
         self.strict_loading = False  # the teacher is not stored in student checkpoints
 
     def forward(self, x: Tensor) -> Tensor:
         return self.student(x)
 
-    def _teacher_outputs(self, x: Tensor, stages: list[int], embedding: bool) -> ModelOutputs:
-        with torch.no_grad():
-            return forward_with_taps(self.teacher.model, x, stages, embedding)
+    def _teacher_outputs(self, batch: Batch, split: str, stages: list[int], embedding: bool) -> ModelOutputs:
+        table = self.teacher_outputs
+        if table is not None and table.covers(split, stages, embedding):
+            return table.lookup(batch["index"], split, stages, embedding)
+        return run_teacher(self.teacher.model, batch["image"], stages, embedding)
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         x, y = batch["image"], batch["target"]
         student = forward_with_taps(self.student, x, self.student_stages, self.needs_embedding)
         losses = {"ce": F.cross_entropy(student.logits, y)}
         if self.terms:
-            teacher = self._teacher_outputs(x, self.teacher_stages, self.needs_embedding)
+            teacher = self._teacher_outputs(batch, "train", self.teacher_stages, self.needs_embedding)
             for term in self.terms.values():
                 term.current_epoch = self.current_epoch
                 losses.update(term(student, teacher, batch))
@@ -109,7 +116,9 @@ class DistillationModule(pl.LightningModule):
         check_finite_loss(losses, total, self.global_step, self.terms)
         logged = {f"train/loss_{k}": v.detach() for k, v in losses.items()}
         self.log_dict(logged, on_step=True, on_epoch=True, sync_dist=True)  # DDP: the mean over all ranks
-        self.log("train/loss", total.detach(), on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log(
+            "train/loss", total.detach(), on_step=True, on_epoch=True, sync_dist=True
+        )  # prog_bar would .item() every step
         self.train_metrics.update(student.logits.detach(), y)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return total
@@ -121,7 +130,7 @@ class DistillationModule(pl.LightningModule):
         self.log(f"{stage}/loss_ce", F.cross_entropy(logits, y), on_epoch=True, batch_size=len(y), sync_dist=True)
         self.log_dict(getattr(self, f"{stage}_metrics"), on_epoch=True, prog_bar=stage == "val")
         if self.teacher is not None:
-            teacher_logits = self._teacher_outputs(x, [], False).logits
+            teacher_logits = self._teacher_outputs(batch, stage, [], False).logits
             agreement, kl = getattr(self, f"{stage}_agreement"), getattr(self, f"{stage}_kl")
             agreement.update(logits, teacher_logits.argmax(dim=1))
             kl.update(kd_kl(logits, teacher_logits, 1.0), weight=len(y))

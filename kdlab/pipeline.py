@@ -23,8 +23,11 @@ from kdlab.module import DistillationModule, check_weights
 from kdlab.report import finish_report
 from kdlab.resume import CHECKPOINT_DIR, plan_resume, resumable_state, resume_callbacks, resume_mode, run_signature
 from kdlab.seeding import seeded, teacher_seed
+from kdlab.speed import compile_model, to_channels_last
 from kdlab.summary import print_summary
 from kdlab.teacher import prepare_teacher
+from kdlab.teacher_output_cache import teacher_outputs_plan
+from kdlab.teacher_outputs import TeacherTaps
 from kdlab.terms import PairSpec
 from kdlab.tracking import finish_wandb
 from kdlab.training import make_trainer, test_accuracy
@@ -81,11 +84,19 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     config = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "resume"}
     mode = resume_mode(cfg.get("resume", "auto"))  # a foreign or torn checkpoint fails here, before the teacher
     resume = plan_resume(out_dir, mode, signature, resumable_state(student, terms), config)
+    if cfg.get("channels_last"):
+        to_channels_last(student)
+        to_channels_last(teacher)
     with seeded(teacher_seed(cfg)):
         source = prepare_teacher(teacher, cfg, datamodule)
+    outputs = teacher_outputs_plan(cfg, teacher, datamodule, TeacherTaps.of(terms.values()))
     teacher_metrics = test_accuracy(
         DistillationModule(teacher, datamodule.num_classes, **optim), datamodule, cfg.trainer
     )
+    if cfg.get("compile"):
+        compile_model(student)
+        if outputs.table is None:
+            compile_model(teacher)
     module = DistillationModule(
         student,
         datamodule.num_classes,
@@ -93,6 +104,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         terms=terms,
         weights=cfg.kd.weights,
         alpha=cfg.kd.alpha,
+        teacher_outputs=outputs.table,
         **optim,
     )
 
@@ -116,6 +128,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             return {}
         metrics = _collect(cfg, datamodule, module, teacher_metrics, student_metrics, source, best, started)
         metrics.update({**last_epoch, **resume.results()})
+        metrics["teacher/outputs_source"] = outputs.source
         student_path = save_model(out_dir / "student.pt", student, cfg.student.name, **shape)
         metrics["student/checkpoint"] = str(student_path)
         metrics["student/val_acc"] = float(final_val_acc) if final_val_acc is not None else None

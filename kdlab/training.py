@@ -9,12 +9,15 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from kdlab.instantiate import build
+from kdlab.speed import resolve_precision
 
 
 def make_trainer(trainer_cfg: DictConfig, root: Path, quiet: bool = False, **overrides: Any) -> pl.Trainer:
     """Instantiate the configured Trainer; ``quiet`` turns off logging and checkpoints for helper phases."""
     cfg = OmegaConf.to_container(trainer_cfg, resolve=True)
     cfg.update({k: v for k, v in overrides.items() if k not in ("logger", "callbacks", "plugins")})
+    if "precision" in cfg:
+        cfg["precision"] = resolve_precision(cfg["precision"], str(cfg.get("accelerator", "auto")))
     extra: dict[str, Any] = {"default_root_dir": str(root)}
     if quiet:
         extra.update(logger=False, enable_checkpointing=False)

@@ -12,6 +12,7 @@ from kdlab.errors import ConfigError
 from kdlab.models.factory import check_timm_name
 from kdlab.post.settings import check_post_config
 from kdlab.resume import resume_mode
+from kdlab.teacher_output_cache import cache_mode
 from kdlab.tracking import resolve_wandb_mode
 
 
@@ -110,6 +111,7 @@ def validate_config(cfg: DictConfig) -> None:
         check_augment(cfg.teacher.augment, key="teacher.augment")
     if cfg.teacher.get("checkpoint") and not Path(cfg.teacher.checkpoint).is_file():
         raise ConfigError(f"teacher.checkpoint {cfg.teacher.checkpoint} does not exist")
+    cache_mode(cfg)  # kd.cache_teacher: a bad value, or true with random augmentation
     if cfg.get("logger") and cfg.logger.get("mode") is not None:
         resolve_wandb_mode(cfg.logger.mode)
     check_post_config(cfg.get("post"))
