@@ -27,14 +27,23 @@ def config_key(*parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def teacher_phase(cfg: DictConfig) -> DictConfig:
+    """The config as the teacher's own training sees it: ``teacher.max_epochs`` epochs, and ``teacher.optim`` in place
+    of ``optim`` when the teacher has a recipe of its own."""
+    phase = OmegaConf.merge(cfg, {"trainer": {"max_epochs": cfg.teacher.max_epochs}})
+    if cfg.teacher.get("optim") is not None:
+        phase.optim = phase.teacher.optim
+    return phase
+
+
 def teacher_cache_key(cfg: DictConfig) -> str:
     """Everything that determines a trained teacher: its config, the data config, the optimiser and the seed.
 
-    The optimiser is resolved as the teacher's phase sees it (``trainer.max_epochs`` = ``teacher.max_epochs``), so a
-    schedule that reads the epoch count (``T_max: ${trainer.max_epochs}``) keys the teacher's schedule, and changing
-    the student's epochs does not retrain the teacher.
+    The optimiser is the one the teacher's phase uses, resolved there (``trainer.max_epochs`` = ``teacher.max_epochs``),
+    so a schedule that reads the epoch count keys the teacher's schedule: the student's epochs or, with a
+    ``teacher.optim``, the student's optimiser do not retrain the teacher.
     """
     teacher = OmegaConf.to_container(cfg.teacher, resolve=True)
     teacher.pop("checkpoint", None)
-    phase = OmegaConf.merge(cfg, {"trainer": {"max_epochs": cfg.teacher.max_epochs}})
-    return config_key(teacher, cfg.data, phase.optim, cfg.seed)
+    teacher.pop("optim", None)  # keyed below, as resolved for the teacher's phase
+    return config_key(teacher, cfg.data, teacher_phase(cfg).optim, cfg.seed)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
-from kdlab.cache import cache_root, teacher_cache_key
+from kdlab.cache import cache_root, teacher_cache_key, teacher_phase
 from kdlab.checkpoint import load_into, save_model
 from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.instantiate import build_optim
@@ -36,10 +36,10 @@ def _freeze_all_but_head(model: nn.Module) -> None:
 def _train(model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, root: Path) -> None:
     """Supervised training of the teacher with the run's optimiser, for ``teacher.max_epochs`` epochs.
 
-    ``teacher.augment`` (optional) replaces ``data.augment`` while the teacher trains, as when a teacher is trained
-    on jittered inputs and the student on plain ones (Hinton et al. 2015, §3).
+    Optional, for a teacher with its own recipe: ``teacher.optim`` replaces ``optim``, and ``teacher.augment``
+    replaces ``data.augment`` while the teacher trains (Hinton et al. 2015, §3: a jittered teacher, a plain student).
     """
-    phase = OmegaConf.merge(cfg, {"trainer": {"max_epochs": cfg.teacher.max_epochs}})
+    phase = teacher_phase(cfg)
     module = DistillationModule(
         model,
         num_classes=datamodule.num_classes,
