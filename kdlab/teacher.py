@@ -40,8 +40,8 @@ def _train(model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, ro
     """Supervised training of the teacher with the run's optimiser (``teacher.optim`` overrides it), for
     ``teacher.max_epochs`` epochs.
 
-    ``teacher.augment`` (optional) replaces ``data.augment`` while the teacher trains, as when a teacher is trained
-    on jittered inputs and the student on plain ones (Hinton et al. 2015, §3).
+    Optional, for a teacher with its own recipe: ``teacher.optim`` replaces ``optim``, and ``teacher.augment``
+    replaces ``data.augment`` while the teacher trains (Hinton et al. 2015, §3: a jittered teacher, a plain student).
     """
     phase = teacher_phase(cfg)
     module = DistillationModule(

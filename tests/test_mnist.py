@@ -9,12 +9,14 @@ import pytest
 import torch
 from conftest import CONF, FAST, REPO, compose_config
 
+from kdlab import teacher as teacher_module
+from kdlab.cache import teacher_cache_key, teacher_phase
 from kdlab.checkpoint import load_into, save_model
 from kdlab.data import datamodule as datamodule_module
 from kdlab.data.augment import apply_augment
 from kdlab.errors import ConfigError
 from kdlab.evaluation.macs import count_macs
-from kdlab.instantiate import build
+from kdlab.instantiate import build, build_optim
 from kdlab.models import build_model, stage_infos
 from kdlab.models.mlp import MLP
 from kdlab.pipeline import run
@@ -131,6 +133,31 @@ def test_student_epochs_do_not_retrain_the_teacher(tmp_path: Path) -> None:
     first = run(compose_config(*FAST, *MLP_PAIR), tmp_path / "a")
     longer = run(compose_config(*FAST, *MLP_PAIR, "trainer.max_epochs=2"), tmp_path / "b")
     assert (first["teacher/source"], longer["teacher/source"]) == ("trained", "cache")
+
+
+def test_teacher_optim_is_the_teachers_recipe_and_part_of_its_cache_key() -> None:
+    preset = ["experiment=hinton_mnist_distilled"]
+    cfg = compose_config(*preset)
+    phase = teacher_phase(cfg)
+    assert (phase.optim.optimizer.lr, cfg.optim.optimizer.lr) == (0.1, 0.02)
+    assert phase.optim.scheduler.T_max == cfg.teacher.max_epochs
+    key = teacher_cache_key(cfg)
+    assert teacher_cache_key(compose_config(*preset, "optim.optimizer.lr=0.5", "trainer.max_epochs=3")) == key
+    assert teacher_cache_key(compose_config(*preset, "teacher.optim.optimizer.lr=0.05")) != key
+    assert teacher_cache_key(compose_config(*preset, "teacher.max_epochs=5")) != key
+
+
+def test_teacher_trains_with_teacher_optim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[float] = []
+
+    def recording(optim):
+        built.append(float(optim.optimizer.lr))
+        return build_optim(optim)
+
+    monkeypatch.setattr(teacher_module, "build_optim", recording)
+    overrides = ["+optim@teacher.optim=sgd_cosine", "teacher.optim.optimizer.lr=0.07", "optim.optimizer.lr=0.001"]
+    metrics = run(compose_config(*FAST, *MLP_PAIR, *overrides), tmp_path)
+    assert metrics["teacher/source"] == "trained" and built == [0.07]
 
 
 def test_teacher_augment_applies_to_teacher_training_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
