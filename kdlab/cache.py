@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from kdlab.seeding import teacher_seed
 
@@ -30,10 +30,16 @@ def config_key(*parts: Any) -> str:
 
 
 def teacher_phase(cfg: DictConfig) -> DictConfig:
-    """The run config as the teacher trains under it: ``teacher.max_epochs`` epochs, ``teacher.optim`` (when given)
-    merged over ``optim``; interpolations such as a scheduler's ``${trainer.max_epochs}`` resolve to the teacher's."""
-    overrides = {"trainer": {"max_epochs": cfg.teacher.max_epochs}, "optim": cfg.teacher.get("optim") or {}}
-    return OmegaConf.merge(cfg, overrides)
+    """The run config as the teacher trains under it: ``teacher.max_epochs`` epochs and ``teacher.optim`` when given —
+    a whole recipe (with an ``optimizer._target_``) replaces ``optim``, a partial one (``{optimizer: {lr: 0.05}}``)
+    is merged over it; interpolations such as a scheduler's ``${trainer.max_epochs}`` resolve to the teacher's."""
+    phase = OmegaConf.merge(cfg, {"trainer": {"max_epochs": cfg.teacher.max_epochs}})
+    own = cfg.teacher.get("optim")
+    if own:
+        whole = OmegaConf.select(own, "optimizer._target_") is not None
+        with open_dict(phase):
+            phase.optim = phase.teacher.optim if whole else OmegaConf.merge(phase.optim, phase.teacher.optim)
+    return phase
 
 
 def teacher_cache_key(cfg: DictConfig) -> str:
