@@ -84,7 +84,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     config = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "resume"}
     mode = resume_mode(cfg.get("resume", "auto"))  # a foreign or torn checkpoint fails here, before the teacher
     resume = plan_resume(out_dir, mode, signature, resumable_state(student, terms), config)
-    if cfg.get("channels_last"):
+    if cfg.get("channels_last") and "ddp" not in str(cfg.trainer.get("strategy", "")):
+        # single process only: under DDP, NHWC weights' gradients no longer match the bucket views exactly
         to_channels_last(student)
         to_channels_last(teacher)
     with seeded(teacher_seed(cfg)):
