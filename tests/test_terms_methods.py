@@ -93,7 +93,7 @@ def test_bad_configs_fail_with_config_error():
         AttentionTransfer(make_pair(), stages=[])
     with pytest.raises(ConfigError, match="stage 5 does not exist"):
         AttentionTransfer(make_pair(), stages=[5])
-    with pytest.raises(ConfigError, match="no classifier"):
+    with pytest.raises(ConfigError, match=r"exposes none \(no timm classifier"):
         CorrelationCongruence(make_pair(embedding=None))
     with pytest.raises(ConfigError, match="warmup"):
         DKD(make_pair(), warmup_epochs=-1)
