@@ -19,6 +19,7 @@ from kdlab.losses import kd_kl
 from kdlab.models.frozen import FrozenTeacher
 from kdlab.models.outputs import ModelOutputs
 from kdlab.models.taps import forward_with_taps
+from kdlab.step_log import RunningLosses
 from kdlab.teacher_outputs import TeacherOutputTable, run_teacher
 from kdlab.terms.base import Batch, DistillationTerm
 
@@ -85,6 +86,7 @@ class DistillationModule(pl.LightningModule):
         self.teacher_stages = sorted({s for t in self.terms.values() for s in t.teacher_stages})
         self.needs_embedding = any(t.needs_embedding for t in self.terms.values())
         self.train_metrics = _metrics(num_classes, "train/", validate_args=False)  # its checks sync with the GPU
+        self.train_losses = RunningLosses()  # see kdlab.step_log: one self.log per step would cost a few per cent
         self.val_metrics = _metrics(num_classes, "val/")
         self.test_metrics = _metrics(num_classes, "test/")
         if self.teacher is not None:
@@ -114,14 +116,15 @@ class DistillationModule(pl.LightningModule):
                 losses.update(term(student, teacher, batch))
         total = sum(self.weights[name] * value for name, value in losses.items())
         check_finite_loss(losses, total, self.global_step, self.terms)
-        logged = {f"train/loss_{k}": v.detach() for k, v in losses.items()}
-        self.log_dict(logged, on_step=True, on_epoch=True, sync_dist=True)  # DDP: the mean over all ranks
-        self.log(
-            "train/loss", total.detach(), on_step=True, on_epoch=True, sync_dist=True
-        )  # prog_bar would .item() every step
+        self.train_losses.add({**{f"train/loss_{k}": v for k, v in losses.items()}, "train/loss": total}, len(y))
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:  # the steps Lightning's logger writes
+            self.log_dict(self.train_losses.step_values(), on_step=True, on_epoch=False, sync_dist=True)
         self.train_metrics.update(student.logits.detach(), y)
-        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return total
+
+    def on_train_epoch_end(self) -> None:
+        self.log_dict(self.train_losses.pop_epoch_means(), on_step=False, on_epoch=True, sync_dist=True)
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
 
     def _eval_step(self, batch: Batch, stage: str) -> None:
         x, y = batch["image"], batch["target"]

@@ -135,7 +135,7 @@ def load_table(path: Path, datamodule: InMemoryDataModule, taps: TeacherTaps) ->
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ConfigError(f"teacher output cache {path} is not a {FORMAT} file; delete it and it is recomputed")
     table = TeacherOutputTable.from_tensors(payload["tensors"])
-    sizes = {s: len(getattr(table, f"logits_{s}", ())) for s in SPLITS}
+    sizes = {s: table.size(s) for s in SPLITS}
     expected = {s: len(getattr(datamodule, s)) for s in SPLITS}
     if sizes != expected or not table.covers("train", taps.stages, taps.embedding):
         raise ConfigError(f"teacher output cache {path} does not match this data set; delete it and it is recomputed")

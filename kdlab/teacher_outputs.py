@@ -49,20 +49,25 @@ def run_teacher(model: nn.Module, x: Tensor, stages: Sequence[int] = (), embeddi
     )
 
 
-class TeacherOutputTable(nn.Module):
-    """The teacher's outputs for every sample of each split, as non-persistent buffers (they follow the module to
-    its device and stay out of checkpoints). Logits for every split; stage maps and embedding for ``train`` only."""
+class TeacherOutputTable:
+    """The teacher's outputs for every sample of each split: logits for every split, stage maps and the pooled
+    embedding for ``train`` only.
+
+    A plain object rather than module buffers, so the table stays out of checkpoints and DDP never broadcasts it;
+    it moves itself to the device of the first index it is asked for.
+    """
 
     def __init__(self, logits: Mapping[str, Tensor], features: Mapping[int, Tensor], embedding: Tensor | None) -> None:
-        super().__init__()
         self.splits = tuple(s for s in SPLITS if s in logits)
         self.stages = tuple(sorted(int(k) for k in features))
-        self.has_embedding = embedding is not None
-        for split in self.splits:
-            self.register_buffer(f"logits_{split}", logits[split], persistent=False)
-        for stage in self.stages:
-            self.register_buffer(f"features_{stage}", features[stage], persistent=False)
-        self.register_buffer("embedding", embedding, persistent=False)
+        self._tensors = {f"logits_{s}": logits[s] for s in self.splits}
+        self._tensors.update({f"features_{s}": features[s] for s in self.stages})
+        if embedding is not None:
+            self._tensors["embedding"] = embedding
+
+    @property
+    def has_embedding(self) -> bool:
+        return "embedding" in self._tensors
 
     def covers(self, split: str, stages: Sequence[int] = (), embedding: bool = False) -> bool:
         """Whether a lookup for ``split`` can serve these taps (taps are cached for ``train`` only)."""
@@ -76,15 +81,25 @@ class TeacherOutputTable(nn.Module):
         """The rows ``index`` of ``split``: what :func:`run_teacher` would return for those samples."""
         if not self.covers(split, stages, embedding):
             raise KeyError(f"teacher output table has no {split} outputs for stages {list(stages)}, {embedding=}")
+        table = self._on(index.device)
         return ModelOutputs(
-            logits=getattr(self, f"logits_{split}")[index],
-            features={s: getattr(self, f"features_{s}")[index] for s in stages},
-            embedding=self.embedding[index] if embedding else None,
+            logits=table[f"logits_{split}"][index],
+            features={s: table[f"features_{s}"][index] for s in stages},
+            embedding=table["embedding"][index] if embedding else None,
         )
 
+    def _on(self, device: torch.device) -> dict[str, Tensor]:
+        if any(t.device != device for t in self._tensors.values()):
+            self._tensors = {k: t.to(device) for k, t in self._tensors.items()}
+        return self._tensors
+
+    def size(self, split: str) -> int:
+        key = f"logits_{split}"
+        return len(self._tensors[key]) if key in self._tensors else 0
+
     def tensors(self) -> dict[str, Tensor]:
-        """Flat name → tensor dict, the form written to disk."""
-        return {name: buf for name, buf in self.named_buffers() if buf is not None}
+        """Flat name → tensor dict on the CPU, the form written to disk."""
+        return {k: t.cpu() for k, t in self._tensors.items()}
 
     @classmethod
     def from_tensors(cls, tensors: Mapping[str, Tensor]) -> TeacherOutputTable:
@@ -93,4 +108,4 @@ class TeacherOutputTable(nn.Module):
         return cls(logits, features, tensors.get("embedding"))
 
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.tensors().values())
+        return sum(t.numel() * t.element_size() for t in self._tensors.values())

@@ -21,6 +21,7 @@ from kdlab.models import embedding_dim, stage_infos
 from kdlab.module import DistillationModule
 from kdlab.pipeline import run
 from kdlab.speed import resolve_precision, to_channels_last
+from kdlab.step_log import RunningLosses
 from kdlab.teacher_output_cache import load_table, output_cache_key, teacher_outputs_plan
 from kdlab.teacher_outputs import TeacherTaps
 from kdlab.terms import RKD, FitNetHints, PairSpec, SoftTargets
@@ -63,7 +64,7 @@ def test_changed_teacher_or_transform_is_recomputed(tmp_path: Path) -> None:
     moved = teacher_outputs_plan(resized, teacher, build(resized.data), TeacherTaps())
     assert other.source == moved.source == "computed"
     assert len({first.path, other.path, moved.path}) == 3
-    assert not torch.equal(first.table.logits_train, other.table.logits_train)
+    assert not torch.equal(first.table.tensors()["logits_train"], other.table.tensors()["logits_train"])
 
 
 @pytest.mark.parametrize("augment", ["crop_flip", "jitter"])
@@ -128,6 +129,8 @@ def first_losses(cfg, data, teacher: torch.nn.Module, cached: bool, tmp_path: Pa
         enable_model_summary=False, callbacks=[recorder], default_root_dir=tmp_path,
     )  # fmt: skip
     trainer.fit(module, datamodule=data)
+    epoch_mean = float(trainer.callback_metrics["train/loss_epoch"])  # logged once per epoch, see kdlab.step_log
+    assert epoch_mean == pytest.approx(sum(recorder.losses) / len(recorder.losses), rel=1e-5)
     return recorder.losses
 
 
@@ -163,3 +166,13 @@ def test_speed_switches_keep_values_and_precision_auto_is_fp32_on_cpu() -> None:
     assert torch.allclose(model(x), expected, atol=1e-5)
     assert resolve_precision("auto", "cpu") == "32-true" and resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
     assert compose_config().compile is False
+
+
+def test_running_losses_give_batch_weighted_epoch_means() -> None:
+    losses = RunningLosses()
+    losses.add({"a": torch.tensor(1.0), "b": torch.tensor(2.0)}, batch_size=2)
+    losses.add({"a": torch.tensor(4.0), "b": torch.tensor(0.0)}, batch_size=1)
+    assert {k: float(v) for k, v in losses.step_values().items()} == {"a_step": 4.0, "b_step": 0.0}
+    means = {k: float(v) for k, v in losses.pop_epoch_means().items()}
+    assert means == pytest.approx({"a_epoch": 2.0, "b_epoch": 4 / 3})
+    assert losses.pop_epoch_means() == {}
