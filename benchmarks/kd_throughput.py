@@ -41,14 +41,13 @@ from omegaconf import DictConfig
 
 from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.instantiate import build, build_optim
-from kdlab.models import build_model, embedding_dim, forward_with_taps, stage_infos
+from kdlab.models import build_model, forward_with_taps
 from kdlab.module import DistillationModule
 from kdlab.pipeline import build_terms
 from kdlab.speed import compile_model, resolve_precision, to_channels_last
 from kdlab.teacher import prepare_teacher
 from kdlab.teacher_output_cache import teacher_outputs_plan
 from kdlab.teacher_outputs import TeacherTaps, run_teacher
-from kdlab.terms import PairSpec
 from kdlab.training import make_trainer
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -90,7 +89,7 @@ class Bench:
         self.teacher.eval()
         torch.manual_seed(cfg.seed)
         self.student_init = build_model(cfg.student.model, role="student", **self.shape).state_dict()
-        self.terms_probe = build_terms(cfg, self.pair(self.new_student()))
+        self.terms_probe = self.terms(self.new_student())
         if not self.terms_probe:
             raise SystemExit("kd_throughput needs a kd method with terms (kd=none has no teacher maths)")
         started = time.perf_counter()
@@ -110,11 +109,8 @@ class Bench:
             to_channels_last(student)
         return compile_model(student) if self.args.compile else student
 
-    def pair(self, student: torch.nn.Module) -> PairSpec:
-        return PairSpec(
-            self.cfg.student.name, self.cfg.teacher.name, tuple(stage_infos(student)), tuple(stage_infos(self.teacher)),
-            embedding_dim(student), embedding_dim(self.teacher), self.data.num_classes, self.data.num_train,
-        )  # fmt: skip
+    def terms(self, student: torch.nn.Module) -> dict:
+        return build_terms(self.cfg, student, self.teacher, self.data)
 
     # ---- kdlab's Lightning loop -------------------------------------------------------------------------------
     def lightning(self, kd: bool, cached: bool) -> float:
@@ -122,7 +118,7 @@ class Bench:
         extra = {}
         if kd:
             extra = dict(
-                teacher=self.teacher, terms=build_terms(self.cfg, self.pair(student)), weights=self.cfg.kd.weights,
+                teacher=self.teacher, terms=self.terms(student), weights=self.cfg.kd.weights,
                 alpha=self.cfg.kd.alpha, teacher_outputs=self.plan.table if cached else None,
             )  # fmt: skip
         module = DistillationModule(student, self.data.num_classes, **extra, **build_optim(self.cfg.optim))
@@ -163,7 +159,7 @@ class Bench:
 
     def bare_train(self, kd: bool) -> float:
         student = self.new_student().to(self.device).train()
-        terms = build_terms(self.cfg, self.pair(student)).values() if kd else []
+        terms = self.terms(student).values() if kd else []
         terms = [t.to(self.device).train() for t in terms]
         teacher = self.teacher.to(self.device)
         params = list(student.parameters()) + [p for t in terms for p in t.parameters()]

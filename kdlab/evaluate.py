@@ -27,12 +27,11 @@ from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.errors import ConfigError
 from kdlab.instantiate import build, build_optim
 from kdlab.io import write_json
-from kdlab.models import build_model, embedding_dim, stage_infos
+from kdlab.models import build_model
 from kdlab.module import DistillationModule
 from kdlab.pipeline import build_terms
 from kdlab.post.settings import check_post_config
 from kdlab.report import build_report, is_report_key
-from kdlab.terms import PairSpec
 
 log = logging.getLogger("kdlab.evaluate")
 
@@ -105,17 +104,7 @@ def _distillation_module(
     """The run's distillation setup again: only the pruning fine-tune trains it, with freshly initialised terms."""
     terms = {}
     if cfg.post.get("prune") is not None:
-        pair = PairSpec(
-            student_name=cfg.student.name,
-            teacher_name=cfg.teacher.name,
-            student_stages=tuple(stage_infos(student)),
-            teacher_stages=tuple(stage_infos(teacher)),
-            student_embedding_dim=embedding_dim(student),
-            teacher_embedding_dim=embedding_dim(teacher),
-            num_classes=datamodule.num_classes,
-            num_train_samples=datamodule.num_train,
-        )
-        terms = build_terms(cfg, pair)
+        terms = build_terms(cfg, student, teacher, datamodule)
     return DistillationModule(
         student,
         datamodule.num_classes,

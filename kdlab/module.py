@@ -45,7 +45,7 @@ def check_weights(
     return {"ce": 1.0 - float(alpha), **{k: float(v) for k, v in weights.items()}}
 
 
-def _metrics(num_classes: int, prefix: str, validate_args: bool = True) -> MetricCollection:
+def metric_collection(num_classes: int, prefix: str, validate_args: bool = True) -> MetricCollection:
     acc = {"acc": MulticlassAccuracy(num_classes, average="micro", validate_args=validate_args)}
     if num_classes > 5:
         acc["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro", validate_args=validate_args)
@@ -85,10 +85,11 @@ class DistillationModule(pl.LightningModule):
         self.student_stages = sorted({s for t in self.terms.values() for s in t.student_stages})
         self.teacher_stages = sorted({s for t in self.terms.values() for s in t.teacher_stages})
         self.needs_embedding = any(t.needs_embedding for t in self.terms.values())
-        self.train_metrics = _metrics(num_classes, "train/", validate_args=False)  # its checks sync with the GPU
+        # validate_args=False: its checks would sync with the GPU every step
+        self.train_metrics = metric_collection(num_classes, "train/", validate_args=False)
         self.train_losses = RunningLosses()  # see kdlab.step_log: one self.log per step would cost a few per cent
-        self.val_metrics = _metrics(num_classes, "val/")
-        self.test_metrics = _metrics(num_classes, "test/")
+        self.val_metrics = metric_collection(num_classes, "val/")
+        self.test_metrics = metric_collection(num_classes, "test/")
         if self.teacher is not None:
             self.val_agreement = MulticlassAccuracy(num_classes, average="micro")
             self.test_agreement = MulticlassAccuracy(num_classes, average="micro")

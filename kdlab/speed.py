@@ -30,6 +30,11 @@ def to_channels_last(model: nn.Module) -> nn.Module:
     return model.to(memory_format=torch.channels_last)
 
 
+def to_contiguous(model: nn.Module) -> nn.Module:
+    """Back to NCHW weights after training: ``parameters_to_vector`` (pruning) and some exporters need ``.view``."""
+    return model.to(memory_format=torch.contiguous_format)
+
+
 def compile_model(model: nn.Module) -> nn.Module:
     """``torch.compile`` ``model`` in place, the timm entry points the feature taps use included.
 

@@ -97,7 +97,6 @@ def check_each_wandb_run_holds_config_summary_and_group(sweep_dir: Path) -> None
         assert logged["group"] == "kd_grid-test"
 
 
-@pytest.mark.xfail(strict=True, reason="known regression since the perf/zoo2 merges: teachers differ; see note")
 def test_a_fixed_teacher_seed_gives_every_student_seed_the_same_teacher(tmp_path: Path, monkeypatch) -> None:
     """The teacher depends on teacher_seed only: trained apart under two student seeds, its weights are identical."""
     import torch
