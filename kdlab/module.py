@@ -52,6 +52,9 @@ def metric_collection(num_classes: int, prefix: str, validate_args: bool = True)
     return MetricCollection(acc, prefix=prefix)
 
 
+TRAIN_LOSSES_KEY = "kdlab_train_losses"  # the epoch's running loss sums, in Lightning checkpoints
+
+
 class DistillationModule(pl.LightningModule):
     """Student (+ optional frozen teacher and distillation terms); with no teacher it is plain supervised training.
 
@@ -161,7 +164,12 @@ class DistillationModule(pl.LightningModule):
             "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"},
         }
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if TRAIN_LOSSES_KEY in checkpoint:
+            self.train_losses.load_state_dict(checkpoint[TRAIN_LOSSES_KEY])
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[TRAIN_LOSSES_KEY] = self.train_losses.state_dict()
         state = checkpoint["state_dict"]
         for key in [k for k in state if k.startswith("teacher.")]:
             del state[key]

@@ -127,8 +127,11 @@ def set_up(cfg: DictConfig, out_dir: Path) -> RunSetup:
 
 
 def teacher_test_metrics(teacher, datamodule, table: TeacherOutputTable | None, optim, trainer_cfg) -> dict:
-    """The teacher's test metrics: from its cached test logits when the output table has them, else a test pass."""
-    if table is not None and table.covers("test"):
+    """The teacher's test metrics: from its cached test logits when the output table has them and the whole test
+    split is tested (as the student is), else a test pass."""
+    limit = trainer_cfg.get("limit_test_batches", 1.0)  # Lightning: an int counts batches, a float is a fraction
+    whole_split = limit is None or (isinstance(limit, float) and limit == 1.0)
+    if table is not None and table.covers("test") and whole_split:
         metrics = metric_collection(datamodule.num_classes, "test/")
         index = torch.arange(len(datamodule.test))
         metrics.update(table.lookup(index, "test").logits.float(), datamodule.test.targets)

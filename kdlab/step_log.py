@@ -28,8 +28,19 @@ class RunningLosses:
         self.last = torch.stack([v.detach().float() for v in losses.values()])
         if self.sums is None or tuple(losses) != self.names:
             self.names, self.sums, self.count = tuple(losses), torch.zeros_like(self.last), 0
+        elif self.sums.device != self.last.device:  # restored from a checkpoint onto the CPU
+            self.sums = self.sums.to(self.last.device)
         self.sums += self.last * batch_size
         self.count += batch_size
+
+    def state_dict(self) -> dict:
+        """Saved in checkpoints, so a run resumed mid-epoch reports the mean over the whole epoch."""
+        sums = None if self.sums is None else self.sums.cpu()
+        return {"names": list(self.names), "sums": sums, "count": self.count}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.names, self.sums, self.count = tuple(state["names"]), state["sums"], int(state["count"])
+        self.last = None
 
     def step_values(self) -> dict[str, Tensor]:
         return {f"{name}_step": value for name, value in zip(self.names, self.last, strict=True)}

@@ -18,6 +18,7 @@ SLOW_LR_STUDENTS = {"cifar_mobilenetv2_half", "cifar_shufflev1", "cifar_shufflev
 ONE_BATCH = [
     "data=synthetic", "data.num_train=4", "data.num_val=4", "data.num_test=4", "data.batch_size=4",
     "trainer=fast", "trainer.max_epochs=1", "teacher.max_epochs=1", "logger=none", "kd=feature",
+    "post.latency.repeats=2", "post.latency.warmup=1",  # the report times each model: keep it short
 ]  # fmt: skip
 
 

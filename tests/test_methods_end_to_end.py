@@ -20,6 +20,7 @@ PAIRS = {
     "tiny_to_mobilenet": ["teacher=tiny", "student=tiny_mobilenet"],  # test_resnet -> mobilenetv3_small_050
 }
 ONE_BATCH = ["trainer=fast", "trainer.limit_train_batches=1", "teacher.max_epochs=1", "data.batch_size=32"]
+ONE_BATCH += ["post.latency.repeats=2", "post.latency.warmup=1"]  # the report times each model: keep it short
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ RUN = [
     "+kd.weights.pace=0",
 ]
 COMPARED = ["student/test_acc", "student/test_agreement", "student/test_kl_to_teacher", "student/best_val_acc"]
+COMPARED += ["student/train_loss", "student/val_loss"]  # the killed epoch's mean covers the batches before the kill
 
 
 def _start(run_dir: Path, *extra: str) -> subprocess.Popen:

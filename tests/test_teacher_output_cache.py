@@ -19,12 +19,13 @@ from kdlab.errors import ConfigError
 from kdlab.instantiate import build, build_optim
 from kdlab.models import embedding_dim, stage_infos
 from kdlab.module import DistillationModule
-from kdlab.pipeline import run
+from kdlab.pipeline import run, teacher_test_metrics
 from kdlab.speed import resolve_precision, to_channels_last
 from kdlab.step_log import RunningLosses
 from kdlab.teacher_output_cache import load_table, output_cache_key, teacher_outputs_plan
 from kdlab.teacher_outputs import TeacherTaps
 from kdlab.terms import RKD, FitNetHints, PairSpec, SoftTargets
+from kdlab.training import test_accuracy as lightning_test_pass
 
 
 def tiny(seed: int = 0) -> torch.nn.Module:
@@ -176,3 +177,19 @@ def test_running_losses_give_batch_weighted_epoch_means() -> None:
     means = {k: float(v) for k, v in losses.pop_epoch_means().items()}
     assert means == pytest.approx({"a_epoch": 2.0, "b_epoch": 4 / 3})
     assert losses.pop_epoch_means() == {}
+
+
+def test_teacher_test_metrics_from_the_table_equal_a_test_pass() -> None:
+    """The cached test logits stand in for the teacher's test pass only when the whole test split is tested."""
+    cfg = compose_config(*FAST, "trainer.limit_test_batches=1.0")
+    data, teacher = build(cfg.data), tiny().eval()
+    table = teacher_outputs_plan(cfg, teacher, data, TeacherTaps()).table
+    optim = build_optim(cfg.optim)
+    from_table = teacher_test_metrics(teacher, data, table, optim, cfg.trainer)
+    tested = lightning_test_pass(DistillationModule(teacher, data.num_classes, **optim), data, cfg.trainer)
+    assert from_table["test/acc"] == pytest.approx(tested["test/acc"], abs=1e-6)
+    assert from_table["test/acc_top5"] == pytest.approx(tested["test/acc_top5"], abs=1e-6)
+    one_batch = compose_config(*FAST).trainer  # limit_test_batches=1: one batch, so the table is not used
+    assert teacher_test_metrics(teacher, data, table, optim, one_batch) == lightning_test_pass(
+        DistillationModule(teacher, data.num_classes, **optim), data, one_batch
+    )
