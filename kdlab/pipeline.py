@@ -41,7 +41,7 @@ from kdlab.teacher_output_cache import TeacherOutputsPlan, teacher_outputs_plan
 from kdlab.teacher_outputs import TeacherOutputTable, TeacherTaps
 from kdlab.terms import PairSpec
 from kdlab.tracking import finish_wandb
-from kdlab.training import make_trainer, test_accuracy
+from kdlab.training import leave_process_group, make_trainer, test_accuracy
 from kdlab.validate import validate_config
 
 log = logging.getLogger(__name__)
@@ -177,6 +177,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         last_epoch = {f"student/{k.split('/')[0]}_loss": float(fitted[k]) if k in fitted else None for k in FIT_LOSSES}
         final_val_acc = fitted.get("val/acc")
         student_metrics = trainer.test(module, datamodule=setup.datamodule, verbose=False)[0]
+        leave_process_group()  # from here on rank 0 works alone
         for model in (setup.student, setup.teacher):  # the report times both, pruning and export need NCHW
             to_contiguous(model)
         if not trainer.is_global_zero:  # under DDP every rank runs this function; rank 0 alone writes

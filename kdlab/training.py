@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from kdlab.instantiate import build
@@ -27,6 +28,17 @@ def make_trainer(trainer_cfg: DictConfig, root: Path, quiet: bool = False, **ove
         extra.update(logger=overrides.get("logger", False), callbacks=overrides.get("callbacks", []))
         extra.update({"plugins": overrides["plugins"]} if "plugins" in overrides else {})
     return build(OmegaConf.create(cfg), **extra)
+
+
+def leave_process_group() -> None:
+    """End the DDP phase on every rank once training and testing are over.
+
+    Rank 0 goes on alone (report, best-checkpoint test, export); torchmetrics would otherwise try to sync each of
+    its metrics with ranks that have already returned, and fail on the closed connection.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 def _is_distributed(cfg: dict[str, Any]) -> bool:
