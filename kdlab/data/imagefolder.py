@@ -37,11 +37,23 @@ def _detect_channels(folder: ImageFolder, sample: int = 64) -> int:
     return 1
 
 
+def _flatten(img: Image.Image, mode: str) -> Image.Image:
+    """``img`` in ``mode`` ("L" or "RGB"), transparency composited onto white as an image viewer shows it.
+
+    PIL's plain ``convert`` drops alpha and keeps whatever colour transparent pixels happen to store (icons and
+    cut-outs often hide black or a flat grey there), which would erase the shape the alpha channel draws.
+    """
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return img.convert(mode)
+
+
 def _load(folder: ImageFolder, channels: int, image_size: int, class_index: dict[str, int]) -> Split:
     images, targets = [], []
     for path, target in folder.samples:
         with Image.open(path) as img:
-            pixels = np.asarray(img.convert(CHANNEL_MODES[channels]).resize((image_size, image_size)), dtype=np.uint8)
+            pixels = np.asarray(_flatten(img, CHANNEL_MODES[channels]).resize((image_size, image_size)), dtype=np.uint8)
         images.append(torch.from_numpy(pixels.copy()).reshape(image_size, image_size, channels).permute(2, 0, 1))
         targets.append(class_index[folder.classes[target]])
     stacked = torch.stack(images).float() / 255.0

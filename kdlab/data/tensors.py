@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 from torch import Tensor
 
+from kdlab.errors import ConfigError
+
 
 @dataclass
 class Split:
@@ -29,9 +31,14 @@ def stratified_split(split: Split, fraction: float | int, seed: int) -> tuple[Sp
     """Carve ``fraction`` of ``split`` (an int: that many samples) off as a second split, stratified by label; the
     same seed gives the same cut."""
     indices = torch.arange(len(split)).numpy()
-    keep, carved = train_test_split(
-        indices, test_size=fraction, random_state=seed, stratify=split.targets.numpy(), shuffle=True
-    )
+    try:
+        keep, carved = train_test_split(
+            indices, test_size=fraction, random_state=seed, stratify=split.targets.numpy(), shuffle=True
+        )
+    except ValueError as exc:  # sklearn: fraction outside (0, 1), or fewer carved samples than classes
+        raise ConfigError(
+            f"cannot carve a split of {fraction!r} from {len(split)} samples stratified by class: {exc}"
+        ) from exc
     return split.subset(sorted(keep)), split.subset(sorted(carved))
 
 

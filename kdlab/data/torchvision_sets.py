@@ -51,6 +51,8 @@ def torchvision_data(
         raise ConfigError(f"data.name must be one of {', '.join(DATASETS)}, got '{name}'")
     if not 0.0 < float(val_fraction) < 1.0:
         raise ConfigError(f"data.val_fraction must be in (0, 1) (val is carved from train), got {val_fraction}")
+    if train_subset is not None and int(train_subset) < 1:  # checked before any file is read
+        raise ConfigError(f"data.train_subset must be a sample count >= 1 or null, got {train_subset}")
     base = Path(root).expanduser()
     train = _as_split(_open(name, base, True, download))
     test = _as_split(_open(name, base, False, download))
