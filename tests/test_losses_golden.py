@@ -323,9 +323,13 @@ def unit_vector(xs: list[float]) -> list[float]:
     return [x / norm for x in xs]
 
 
-def test_nst_by_hand():
-    student = (torch.arange(16, dtype=torch.float64).reshape(2, 2, 2, 2) % 5) - 1
-    teacher = (torch.arange(24, dtype=torch.float64).reshape(2, 3, 2, 2) % 7) - 2
+@pytest.mark.parametrize(
+    ("student_channels", "teacher_channels"),
+    [(2, 3), (6, 5)],  # fewer channels than positions² (C×C Gram), more (the HW×HW Gram route)
+)
+def test_nst_by_hand(student_channels: int, teacher_channels: int):
+    student = (torch.arange(8 * student_channels, dtype=torch.float64).reshape(2, student_channels, 2, 2) % 5) - 1
+    teacher = (torch.arange(8 * teacher_channels, dtype=torch.float64).reshape(2, teacher_channels, 2, 2) % 7) - 2
     total = 0.0
     for s, t in zip(student.tolist(), teacher.tolist(), strict=True):
         s_vecs = [unit_vector([x for row in ch for x in row]) for ch in s]

@@ -1,6 +1,8 @@
 """Summarise a method sweep: per kd method, the student's test accuracy (mean ± std over seeds) and seconds per epoch.
 
-Usage: python experiments/method_table/table.py <sweep dir>   (reads <sweep dir>/*/results.json)
+Usage: python experiments/method_table/table.py <sweep dir> [<rerun dir> ...]   (reads <dir>/*/results.json)
+
+A job in a later directory replaces the job of the same method and seed from an earlier one (a rerun after a fix).
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ from collections import defaultdict
 from pathlib import Path
 
 
-def load(sweep: Path) -> dict[str, list[dict]]:
+def load(*sweeps: Path) -> dict[str, list[dict]]:
+    latest: dict[tuple[str, int], dict] = {}
+    for sweep in sweeps:
+        for path in sorted(sweep.glob("*/results.json")):
+            result = json.loads(path.read_text())
+            if result.get("status") == "completed":
+                latest[(result["choices"].get("kd", result.get("kd/method")), result["seed"])] = result
     runs: dict[str, list[dict]] = defaultdict(list)
-    for path in sorted(sweep.glob("*/results.json")):
-        result = json.loads(path.read_text())
-        if result.get("status") == "completed":
-            runs[result["choices"].get("kd", result.get("kd/method"))].append(result)
+    for (method, _), result in sorted(latest.items(), key=lambda item: item[0]):
+        runs[method].append(result)
     return runs
 
 
@@ -47,4 +53,4 @@ def table(runs: dict[str, list[dict]]) -> str:
 
 
 if __name__ == "__main__":
-    print(table(load(Path(sys.argv[1]))))
+    print(table(load(*(Path(arg) for arg in sys.argv[1:]))))

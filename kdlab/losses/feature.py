@@ -50,8 +50,18 @@ def attention_transfer(student_feat: Tensor, teacher_feat: Tensor, p: float = 2.
 
 
 def _poly_kernel_mean(a: Tensor, b: Tensor) -> Tensor:
-    """Mean over the batch and all channel pairs of ``(a_i · b_j)²`` for ``(B, C, HW)`` inputs."""
-    return torch.bmm(a, b.transpose(1, 2)).pow(2).mean()
+    """Mean over the batch and all channel pairs of ``(a_i · b_j)²`` for ``(B, C, HW)`` inputs.
+
+    ``Σ_ij (a_i · b_j)² = ‖A Bᵀ‖²_F = ⟨AᵀA, BᵀB⟩_F``, so when the maps are small (deep stages: HW of 1–16 against
+    hundreds of channels) the two HW×HW Gram matrices give the same sum at a fraction of the C_a×C_b one's cost.
+    """
+    batch, channels_a, positions = a.shape
+    channels_b = b.shape[1]
+    if positions * positions < channels_a * channels_b:
+        total = (torch.bmm(a.transpose(1, 2), a) * torch.bmm(b.transpose(1, 2), b)).sum()
+    else:
+        total = torch.bmm(a, b.transpose(1, 2)).pow(2).sum()
+    return total / (batch * channels_a * channels_b)
 
 
 def nst(student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
