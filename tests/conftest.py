@@ -16,7 +16,11 @@ FAST += ["post.latency.repeats=2", "post.latency.warmup=1"]  # the end-of-run re
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# pytest-xdist runs one worker per core (-n 2 on 2 cores). More torch threads than that oversubscribe the CPU, and
+# OpenMP's spin-waiting makes it ~3x slower (six end-to-end tests at -n 2: 117 s with 2 threads each, 37 s with 1).
+# Subprocesses the tests start (CLI, DDP ranks) inherit the variable.
+_THREADS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+os.environ["OMP_NUM_THREADS"] = str(_THREADS)  # set, not defaulted: workers inherit the master's value
 
 
 @pytest.fixture(autouse=True)
