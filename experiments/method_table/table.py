@@ -22,7 +22,7 @@ def load(*sweeps: Path) -> dict[str, list[dict]]:
             if result.get("status") == "completed":
                 latest[(result["choices"].get("kd", result.get("kd/method")), result["seed"])] = result
     runs: dict[str, list[dict]] = defaultdict(list)
-    for (method, _), result in sorted(latest.items(), key=lambda item: item[0]):
+    for (method, _), result in sorted(latest.items()):
         runs[method].append(result)
     return runs
 

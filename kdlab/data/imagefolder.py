@@ -43,7 +43,7 @@ def _flatten(img: Image.Image, mode: str) -> Image.Image:
     PIL's plain ``convert`` drops alpha and keeps whatever colour transparent pixels happen to store (icons and
     cut-outs often hide black or a flat grey there), which would erase the shape the alpha channel draws.
     """
-    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (img.mode == "P" and "transparency" in img.info):
+    if img.has_transparency_data:
         rgba = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
     return img.convert(mode)

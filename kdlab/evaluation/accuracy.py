@@ -21,13 +21,10 @@ def evaluate_accuracy(
     """Micro-averaged top-k accuracy (``{"top1": …, "top5": …}``) over batches of ``{"image", "target"}``.
 
     A top-k with ``k >= num_classes`` is always 1, so it is reported as None (e.g. top-5 on a 5-class task).
-    Never synced across processes: after a DDP run rank 0 alone evaluates, and a sync would wait for the others.
     """
     device = model_device(model)
     metrics = {
-        k: MulticlassAccuracy(num_classes, top_k=k, average="micro", sync_on_compute=False).to(device)
-        for k in top_k
-        if k < num_classes
+        k: MulticlassAccuracy(num_classes, top_k=k, average="micro").to(device) for k in top_k if k < num_classes
     }
     seen = 0
     with evaluating(model), torch.inference_mode():
