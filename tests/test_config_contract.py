@@ -6,8 +6,10 @@ import pytest
 import torch
 from conftest import CONF, compose_config
 from hydra.utils import instantiate
+from pytorch_lightning.strategies import DDPStrategy
 
 from kdlab.models import build_model
+from kdlab.training import make_trainer
 from kdlab.validate import validate_config
 
 GROUPS = ["data", "teacher", "student", "kd", "optim", "trainer", "logger"]
@@ -50,7 +52,12 @@ def test_optim_instantiates(option: str) -> None:
 
 
 @pytest.mark.parametrize("option", options("trainer"))
-def test_trainer_instantiates(option: str, tmp_path) -> None:
-    from kdlab.training import make_trainer
-
-    make_trainer(compose_config(f"trainer={option}").trainer, tmp_path, quiet=True)
+def test_trainer_instantiates_as_configured(option: str, tmp_path) -> None:
+    """The main fit's Trainer (not a quiet helper phase, which always runs in one process) is what the file says."""
+    cfg = compose_config(f"trainer={option}").trainer
+    trainer = make_trainer(cfg, tmp_path)
+    assert trainer.max_epochs == cfg.max_epochs
+    assert trainer.limit_train_batches == cfg.get("limit_train_batches", 1.0)
+    distributed = cfg.get("strategy", "auto") == "ddp"
+    assert isinstance(trainer.strategy, DDPStrategy) == distributed
+    assert trainer.num_devices == (cfg.devices if distributed else 1)

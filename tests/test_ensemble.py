@@ -14,10 +14,12 @@ from conftest import CONF, FAST, compose_config
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
+from reference import accuracy, file_test_logits
 from torch import nn
 
 from kdlab.ensemble import member_configs, member_labels, reject_teacher_list
 from kdlab.errors import ConfigError
+from kdlab.instantiate import build
 from kdlab.models.ensemble import TeacherEnsemble
 from kdlab.pipeline import run
 
@@ -93,16 +95,26 @@ def test_bad_members_are_refused(members_value: list, message: str) -> None:
 
 
 def test_ensemble_run_reports_members_and_reuses_single_teacher_cache(tmp_path: Path) -> None:
-    single = run(compose_config(*FAST), tmp_path / "single")  # teacher=tiny, trained and cached
-    metrics = run(compose_config(*NO_TEACHER, *ENSEMBLE), tmp_path / "ensemble")
+    whole_test = "trainer.limit_test_batches=1.0"  # every accuracy below is over the whole test split
+    single = run(compose_config(*FAST, whole_test), tmp_path / "single")  # teacher=tiny, trained and cached
+    metrics = run(compose_config(*NO_TEACHER, *ENSEMBLE, whole_test), tmp_path / "ensemble")
     results = json.loads((tmp_path / "ensemble" / "results.json").read_text())
     assert results["teacher/members"] == ["test_resnet.0", "test_resnet.1"]
     first, second = "teacher/members/test_resnet.0", "teacher/members/test_resnet.1"
     assert results[f"{first}/source"] == "cache" and results[f"{first}/path"] == single["teacher/path"]
     assert results[f"{first}/test_acc"] == pytest.approx(single["teacher/test_acc"])
     assert results[f"{second}/source"] == "trained" and results[f"{second}/path"] != single["teacher/path"]
-    for key in (f"{first}/test_acc", f"{second}/test_acc", "teacher/test_acc", "student/test_acc"):
-        assert 0.0 <= results[key] <= 1.0
+    # every accuracy recomputed from the member files on the tested batch: the ensemble votes on soft targets at T
+    cfg = compose_config(*NO_TEACHER, *ENSEMBLE)
+    data = build(cfg.data)
+    logits = [file_test_logits(results[f"{m}/path"], data, len(data.test)) for m in (first, second)]
+    targets = data.test.targets
+    for member, z in zip((first, second), logits, strict=True):
+        assert results[f"{member}/test_acc"] == pytest.approx(accuracy(z, targets), abs=1e-6)
+    soft = sum(torch.softmax(z / cfg.kd.temperature, dim=-1) for z in logits)
+    assert results["teacher/test_acc"] == pytest.approx(accuracy(soft, targets), abs=1e-6)
+    student = file_test_logits(results["student/checkpoint"], data, len(data.test))
+    assert results["student/test_acc"] == pytest.approx(accuracy(student, targets), abs=1e-6)
     assert results["teacher/params"] == results[f"{first}/params"] + results[f"{second}/params"]
     assert results["teacher/source"] == "ensemble" and metrics["teacher/name"] == "ensemble"
 

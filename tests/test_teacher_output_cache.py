@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytorch_lightning as pl
 import timm
 import torch
 from conftest import CONF, FAST, compose_config
+from hydra import compose, initialize_config_dir
 
 from kdlab import teacher_output_cache
 from kdlab.cache import teacher_cache_key
@@ -146,8 +148,20 @@ def test_cached_and_online_runs_have_the_same_first_losses(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("kd", sorted(p.stem for p in (CONF / "kd").glob("*.yaml")))
-def test_every_kd_method_has_the_cache_switch(kd: str) -> None:
-    assert compose_config(f"kd={kd}").kd.cache_teacher == "auto"
+def test_every_kd_method_has_a_valid_cache_switch(kd: str) -> None:
+    cfg = compose_config(f"kd={kd}")
+    assert cfg.kd.cache_teacher in ("auto", True, False)
+    assert teacher_output_cache.cache_mode(cfg) == (cfg.kd.cache_teacher is not False)  # data.augment=none
+
+
+def test_a_kd_files_own_cache_switch_wins_over_the_default(tmp_path: Path) -> None:
+    """config.yaml holds defaults only: a kd method whose file sets ``cache_teacher`` gets its own value."""
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    (conf / "kd" / "no_cache.yaml").write_text((CONF / "kd" / "response.yaml").read_text() + "cache_teacher: false\n")
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        assert compose("config", overrides=["kd=no_cache"]).kd.cache_teacher is False
+        assert compose("config", overrides=["kd=response"]).kd.cache_teacher == "auto"
 
 
 def test_teacher_key_ignores_the_students_epochs() -> None:
