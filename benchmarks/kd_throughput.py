@@ -42,13 +42,13 @@ from omegaconf import DictConfig
 from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.instantiate import build, build_optim
 from kdlab.models import build_model, forward_with_taps
-from kdlab.module import DistillationModule
-from kdlab.pipeline import build_terms
-from kdlab.speed import compile_model, resolve_precision, to_channels_last
-from kdlab.teacher import prepare_teacher
-from kdlab.teacher_output_cache import teacher_outputs_plan
-from kdlab.teacher_outputs import TeacherTaps, run_teacher
-from kdlab.training import make_trainer
+from kdlab.teacher.output_cache import teacher_outputs_plan
+from kdlab.teacher.prepare import prepare_teacher
+from kdlab.terms.pairing import build_terms
+from kdlab.training.module import DistillationModule
+from kdlab.training.speed import compile_model, resolve_precision, to_channels_last
+from kdlab.training.teacher_outputs import TeacherTaps, run_teacher
+from kdlab.training.trainer import make_trainer
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 VARIANTS = ("student", "kd_online", "kd_cached", "bare_kd", "bare_student", "bare_teacher")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import timm
 import torch
 
-from kdlab.checkpoint import load_into
+from kdlab.models.files import load_into
 
 
 def file_test_logits(path: str, data, count: int, name: str = "test_resnet") -> torch.Tensor:

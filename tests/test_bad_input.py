@@ -12,7 +12,7 @@ import pytest
 from conftest import FAST, REPO, compose_config
 
 from kdlab.errors import ConfigError
-from kdlab.pipeline import run
+from kdlab.run import run
 
 BAD_INPUTS = [
     (["student.name=resnet_does_not_exist"], r"unknown student model 'resnet_does_not_exist'"),
@@ -98,7 +98,7 @@ def test_pretrained_teacher_offline_gives_a_clear_error(tmp_path: Path, monkeypa
 def test_teacher_checkpoint_with_another_class_count_is_refused(tmp_path: Path) -> None:
     import timm
 
-    from kdlab.checkpoint import save_model
+    from kdlab.models.files import save_model
 
     other = save_model(
         tmp_path / "t.pt", timm.create_model("test_resnet", num_classes=7, in_chans=1), "test_resnet", 7, 1

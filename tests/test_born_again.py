@@ -11,11 +11,13 @@ from reference import accuracy, file_test_logits
 
 from kdlab.errors import ConfigError
 from kdlab.instantiate import build
-from kdlab.pipeline import run
+from kdlab.run import run
 
 
 def test_generations_chain_and_report_each_generation_and_the_ensemble(tmp_path: Path) -> None:
-    metrics = run(compose_config(*FAST, "kd=born_again", "kd.generations=2", "trainer.limit_test_batches=1.0"), tmp_path)
+    metrics = run(
+        compose_config(*FAST, "kd=born_again", "kd.generations=2", "trainer.limit_test_batches=1.0"), tmp_path
+    )
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["status"] == "completed" and results["generations"] == 2
     for k in range(3):

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import CONF, compose_config
 
-from kdlab.cache import teacher_cache_key, teacher_phase
-from kdlab.pipeline import run
-from kdlab.validate import validate_config
+from kdlab.run import run
+from kdlab.run.validate import validate_config
+from kdlab.teacher.cache import teacher_cache_key, teacher_phase
 
 PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("cifar100_*.yaml") if p.stem != "cifar100_recipe")
 SLOW_LR_STUDENTS = {"cifar_mobilenetv2_half", "cifar_shufflev1", "cifar_shufflev2"}  # lr 0.01 in the recipe

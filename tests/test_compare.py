@@ -1,4 +1,4 @@
-"""kdlab.compare on results.json trees written here: a T × alpha grid over seeds, a kd=none baseline, failures."""
+"""Sweep comparison on results.json trees written here: a T × alpha grid over seeds, a kd=none baseline, failures."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kdlab.compare.cli import main
-from kdlab.compare.collect import canonical, collect_runs
-from kdlab.compare.plots import heatmap_cells
+from kdlab.sweeps.compare.cli import main
+from kdlab.sweeps.compare.collect import canonical, collect_runs
+from kdlab.sweeps.compare.plots import heatmap_cells
 
 TEMPERATURES, ALPHAS, SEEDS = (2, 4), (0.5, 0.9), (0, 1)
 BASELINE_ACCS = {0: 0.70, 1: 0.72}

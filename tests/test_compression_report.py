@@ -11,19 +11,15 @@ from rich.console import Console
 from torch import nn
 
 from kdlab.errors import ConfigError
-from kdlab.evaluation import (
-    ModelReport,
-    add_ratios,
-    compression_report,
+from kdlab.measure import (
     count_macs,
     count_nonzero_parameters,
     count_parameters,
     evaluate_accuracy,
     measure_latency,
-    render_table,
-    report_to_dict,
     size_on_disk,
 )
+from kdlab.report.table import ModelReport, add_ratios, compression_report, render_table, report_to_dict
 
 
 def hand_net() -> nn.Module:

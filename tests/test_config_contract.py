@@ -9,8 +9,8 @@ from hydra.utils import instantiate
 from pytorch_lightning.strategies import DDPStrategy
 
 from kdlab.models import build_model
-from kdlab.training import make_trainer
-from kdlab.validate import validate_config
+from kdlab.run.validate import validate_config
+from kdlab.training.trainer import make_trainer
 
 GROUPS = ["data", "teacher", "student", "kd", "optim", "trainer", "logger"]
 NEEDS_FILES = {"data": {"imagefolder", "cifar10", "cifar100", "mnist"}}  # instantiated in their own tests

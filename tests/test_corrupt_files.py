@@ -10,8 +10,8 @@ import torch
 from conftest import FAST, compose_config
 
 from kdlab.errors import ConfigError
-from kdlab.lightning_io import AtomicCheckpointIO
-from kdlab.pipeline import run
+from kdlab.run import run
+from kdlab.training.checkpoint_io import AtomicCheckpointIO
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 import torch
 from conftest import FAST, REPO, compose_config
 
-from kdlab.pipeline import run
+from kdlab.run import run
 
 # A GroupNorm student: per-sample normalisation, so two half batches give exactly the full-batch gradient
 # (BatchNorm would see half-batch statistics on CPU, where PyTorch has no SyncBatchNorm).

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import FAST, REPO, compose_config
 
-from kdlab.pipeline import run
+from kdlab.run import run
 
 FAMILIES = ["response", "feature", "relation", "none"]
 

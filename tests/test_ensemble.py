@@ -17,11 +17,11 @@ from omegaconf import OmegaConf
 from reference import accuracy, file_test_logits
 from torch import nn
 
-from kdlab.ensemble import member_configs, member_labels, reject_teacher_list
 from kdlab.errors import ConfigError
 from kdlab.instantiate import build
 from kdlab.models.ensemble import TeacherEnsemble
-from kdlab.pipeline import run
+from kdlab.run import run
+from kdlab.teacher.members import member_configs, member_labels, reject_teacher_list
 
 ENSEMBLE = ["teacher=ensemble", "teacher.members=[tiny,{config:tiny,seed:1}]"]
 NO_TEACHER = [o for o in FAST if not o.startswith("teacher=")]

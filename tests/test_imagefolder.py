@@ -12,7 +12,7 @@ from PIL import Image
 
 from kdlab.data.imagefolder import imagefolder_data
 from kdlab.errors import ConfigError
-from kdlab.pipeline import run
+from kdlab.run import run
 
 CLASSES = ("left", "right")
 

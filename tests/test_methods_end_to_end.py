@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import CONF, FAST, compose_config
 
-from kdlab.pipeline import run
+from kdlab.run import run
 from kdlab.terms import DKD
 
 METHODS = sorted(p.stem for p in (CONF / "kd").glob("*.yaml") if "generations" not in p.read_text())

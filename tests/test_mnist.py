@@ -9,18 +9,18 @@ import pytest
 import torch
 from conftest import CONF, FAST, REPO, compose_config
 
-from kdlab import teacher as teacher_module
-from kdlab.cache import teacher_cache_key, teacher_phase
-from kdlab.checkpoint import load_into, save_model
 from kdlab.data import datamodule as datamodule_module
 from kdlab.data.augment import apply_augment
 from kdlab.errors import ConfigError
-from kdlab.evaluation.macs import count_macs
 from kdlab.instantiate import build, build_optim
+from kdlab.measure.macs import count_macs
 from kdlab.models import build_model, stage_infos
+from kdlab.models.files import load_into, save_model
 from kdlab.models.mlp import MLP
-from kdlab.pipeline import run
-from kdlab.validate import validate_config
+from kdlab.run import run
+from kdlab.run.validate import validate_config
+from kdlab.teacher import single as teacher_module
+from kdlab.teacher.cache import teacher_cache_key, teacher_phase
 
 
 def _mnist_root() -> Path | None:

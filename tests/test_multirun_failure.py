@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import FAST, REPO
 
-from kdlab.compare.cli import main as compare
-from kdlab.sweepfile import load_sweep
+from kdlab.sweeps.compare.cli import main as compare
+from kdlab.sweeps.sweepfile import load_sweep
 from kdlab.tracking import read_offline_run
 
 SUMMARY_KEYS = (
@@ -102,7 +102,7 @@ def test_a_fixed_teacher_seed_gives_every_student_seed_the_same_teacher(tmp_path
     import torch
     from conftest import compose_config
 
-    from kdlab.pipeline import run
+    from kdlab.run import run
 
     trained = []
     for seed in (0, 1):

@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import FAST, compose_config
 
-from kdlab.faults import NonFiniteLossError
-from kdlab.pipeline import run
-from kdlab.resume import ResumeState
+from kdlab.run import run
+from kdlab.training.faults import NonFiniteLossError
+from kdlab.training.resume import ResumeState
 
 
 def _blowup(value: str) -> list[str]:

@@ -12,7 +12,7 @@ from timm.layers import Linear as TimmLinear
 from torch import nn
 
 from kdlab.errors import ConfigError
-from kdlab.evaluation import compression_report, count_macs, count_nonzero_parameters, count_parameters, size_on_disk
+from kdlab.measure import count_macs, count_nonzero_parameters, count_parameters, size_on_disk
 from kdlab.post import (
     apply_pruning,
     check_onnx,
@@ -23,6 +23,7 @@ from kdlab.post import (
     quantize_int8,
     weight_sparsity,
 )
+from kdlab.report.table import compression_report
 
 
 def tiny_resnet() -> nn.Module:

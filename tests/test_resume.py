@@ -98,7 +98,7 @@ def test_sigkill_mid_epoch_then_rerun_resumes_and_matches_an_uninterrupted_run(t
 def test_resume_false_starts_over_and_keeps_the_old_checkpoints(tmp_path: Path) -> None:
     from conftest import compose_config
 
-    from kdlab.pipeline import run
+    from kdlab.run import run
 
     first = run(compose_config(*FAST), tmp_path)
     assert first["resumed_from"] is None

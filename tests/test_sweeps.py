@@ -10,8 +10,8 @@ from conftest import CONF, REPO
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from kdlab.compare.collect import canonical
-from kdlab.sweepfile import agent_command, check_sweep_file, load_sweep, parameter_sets
+from kdlab.sweeps.compare.collect import canonical
+from kdlab.sweeps.sweepfile import agent_command, check_sweep_file, load_sweep, parameter_sets
 
 SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))
 
@@ -110,4 +110,4 @@ def test_local_twin_sweeps_the_same_grid(path: Path) -> None:
 def test_parallel_and_slurm_launchers_compose(launcher: str, target: str) -> None:
     cfg = _hydra_sweep("kd_grid", f"hydra/launcher={launcher}")
     assert cfg.hydra.launcher._target_.endswith(target)
-    assert cfg.hydra.callbacks.sweep_report._target_ == "kdlab.multirun.SweepReport"
+    assert cfg.hydra.callbacks.sweep_report._target_ == "kdlab.sweeps.callback.SweepReport"

@@ -9,8 +9,8 @@ from conftest import compose_config
 from hydra.utils import instantiate
 
 from kdlab.models import FrozenTeacher, embedding_dim, stage_infos
-from kdlab.module import DistillationModule
 from kdlab.terms import RKD, FitNetHints, PairSpec, SoftTargets
+from kdlab.training.module import DistillationModule
 
 
 def test_train_call_keeps_teacher_in_eval_mode() -> None:

@@ -15,19 +15,20 @@ import torch
 from conftest import CONF, FAST, compose_config
 from hydra import compose, initialize_config_dir
 
-from kdlab import teacher_output_cache
-from kdlab.cache import teacher_cache_key
 from kdlab.errors import ConfigError
 from kdlab.instantiate import build, build_optim
 from kdlab.models import embedding_dim, stage_infos
-from kdlab.module import DistillationModule
-from kdlab.pipeline import run, teacher_test_metrics
-from kdlab.speed import resolve_precision, to_channels_last
-from kdlab.step_log import RunningLosses
-from kdlab.teacher_output_cache import load_table, output_cache_key, teacher_outputs_plan
-from kdlab.teacher_outputs import TeacherTaps
+from kdlab.run import run
+from kdlab.run.single import teacher_test_metrics
+from kdlab.teacher import output_cache as teacher_output_cache
+from kdlab.teacher.cache import teacher_cache_key
+from kdlab.teacher.output_cache import load_table, output_cache_key, teacher_outputs_plan
 from kdlab.terms import RKD, FitNetHints, PairSpec, SoftTargets
-from kdlab.training import test_accuracy as lightning_test_pass
+from kdlab.training.evaluator import evaluate_model
+from kdlab.training.module import DistillationModule
+from kdlab.training.speed import resolve_precision, to_channels_last
+from kdlab.training.step_log import RunningLosses
+from kdlab.training.teacher_outputs import TeacherTaps
 
 
 def tiny(seed: int = 0) -> torch.nn.Module:
@@ -78,7 +79,7 @@ def test_cache_true_with_random_augmentation_is_refused(augment: str, tmp_path: 
 
 
 def test_auto_runs_online_with_random_augmentation(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("INFO", logger="kdlab.teacher_output_cache"):
+    with caplog.at_level("INFO", logger="kdlab.teacher.output_cache"):
         metrics = run(compose_config(*FAST, "data.augment=crop_flip"), tmp_path)
     assert metrics["teacher/outputs_source"] == "online"
     assert sum("teacher outputs: online" in r.getMessage() for r in caplog.records) == 1
@@ -132,7 +133,7 @@ def first_losses(cfg, data, teacher: torch.nn.Module, cached: bool, tmp_path: Pa
         enable_model_summary=False, callbacks=[recorder], default_root_dir=tmp_path,
     )  # fmt: skip
     trainer.fit(module, datamodule=data)
-    epoch_mean = float(trainer.callback_metrics["train/loss_epoch"])  # logged once per epoch, see kdlab.step_log
+    epoch_mean = float(trainer.callback_metrics["train/loss_epoch"])  # logged once per epoch, see training.step_log
     assert epoch_mean == pytest.approx(sum(recorder.losses) / len(recorder.losses), rel=1e-5)
     return recorder.losses
 
@@ -198,12 +199,9 @@ def test_teacher_test_metrics_from_the_table_equal_a_test_pass() -> None:
     cfg = compose_config(*FAST, "trainer.limit_test_batches=1.0")
     data, teacher = build(cfg.data), tiny().eval()
     table = teacher_outputs_plan(cfg, teacher, data, TeacherTaps()).table
-    optim = build_optim(cfg.optim)
-    from_table = teacher_test_metrics(teacher, data, table, optim, cfg.trainer)
-    tested = lightning_test_pass(DistillationModule(teacher, data.num_classes, **optim), data, cfg.trainer)
+    from_table = teacher_test_metrics(teacher, data, table, cfg.trainer)
+    tested = evaluate_model(teacher, data, cfg.trainer)
     assert from_table["test/acc"] == pytest.approx(tested["test/acc"], abs=1e-6)
     assert from_table["test/acc_top5"] == pytest.approx(tested["test/acc_top5"], abs=1e-6)
     one_batch = compose_config(*FAST).trainer  # limit_test_batches=1: one batch, so the table is not used
-    assert teacher_test_metrics(teacher, data, table, optim, one_batch) == lightning_test_pass(
-        DistillationModule(teacher, data.num_classes, **optim), data, one_batch
-    )
+    assert teacher_test_metrics(teacher, data, table, one_batch) == evaluate_model(teacher, data, one_batch)

@@ -17,9 +17,9 @@ from torch import nn
 
 from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.instantiate import build_optim
-from kdlab.module import DistillationModule
 from kdlab.post.prune import apply_pruning, make_pruning_permanent
-from kdlab.training import make_trainer
+from kdlab.training.module import DistillationModule
+from kdlab.training.trainer import make_trainer
 
 
 def prune_and_distil(

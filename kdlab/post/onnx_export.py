@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from kdlab.errors import ConfigError
-from kdlab.evaluation.inference import evaluating, model_device
+from kdlab.measure.inference import evaluating, model_device
 
 OPSET = 17
 

@@ -41,7 +41,7 @@ class DistillationTerm(nn.Module):
 
     Subclasses set which taps they need (``student_stages``/``teacher_stages`` as resolved ``feature_info`` indices,
     ``needs_embedding``) and the names of the losses they return (``loss_names``). They never run the models and
-    never touch train/eval mode; weighting happens in :class:`kdlab.module.DistillationModule`, which also sets
+    never touch train/eval mode; weighting happens in :class:`kdlab.training.module.DistillationModule`, which also sets
     ``current_epoch`` (0-based) before each training step for terms whose definition depends on it (DKD warm-up).
     """
 

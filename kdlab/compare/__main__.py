@@ -1,5 +1,0 @@
-import sys
-
-from kdlab.compare.cli import main
-
-sys.exit(main())

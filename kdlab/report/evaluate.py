@@ -1,0 +1,136 @@
+"""``python -m kdlab.report.evaluate RUN_DIR [post.key=value …]``: the compression report of a finished run, recomputed.
+
+For runs made before the report existed, to add post steps afterwards (``post.quantize=int8 post.prune=0.5``), or to
+pick up the sweep's baseline student once its job has finished. Data and models are rebuilt from the config stored in
+``results.json``; the student comes from ``student.pt`` and the teacher from ``teacher/path``. The new report replaces
+the old ``report/*``, ``post/*`` and ``student/onnx_*`` keys of ``results.json`` (written atomically, other keys
+kept) and ``report.png`` is redrawn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from kdlab import result_keys
+from kdlab.data.datamodule import InMemoryDataModule
+from kdlab.errors import ConfigError
+from kdlab.instantiate import build, build_optim
+from kdlab.io import write_json
+from kdlab.models import build_model
+from kdlab.models.files import load_into
+from kdlab.paths import config_dir
+from kdlab.post.settings import check_post_config
+from kdlab.report.run_report import build_report, is_report_key
+from kdlab.terms.pairing import build_terms
+from kdlab.training.module import DistillationModule
+
+log = logging.getLogger("kdlab.report.evaluate")
+
+
+def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Recompute ``run_dir``'s report (with ``post.*`` ``overrides``), store it in its results.json and return it."""
+    run_dir = Path(run_dir)
+    results = read_results(run_dir)
+    cfg = run_config(results, overrides)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule: InMemoryDataModule = build(cfg.data)
+    shape = {"num_classes": datamodule.num_classes, "in_chans": datamodule.in_chans}
+    student = build_model(cfg.student.model, role="student", **shape)
+    load_into(student, run_dir / "student.pt", cfg.student.name, **shape)
+    teacher = build_model(cfg.teacher.model, role="teacher", **shape)
+    load_into(teacher, _teacher_path(results), cfg.teacher.name, **shape)
+    module = _distillation_module(cfg, student, teacher, datamodule)
+    _, flat = build_report(cfg, run_dir, module, datamodule, reuse_pruned=True)
+    kept = {key: value for key, value in results.items() if not is_report_key(key)}
+    kept["config"] = {**results["config"], "post": OmegaConf.to_container(cfg.post, resolve=True)}
+    write_json(run_dir / "results.json", {**kept, **flat, result_keys.REPORT_SOURCE: "kdlab.report.evaluate"})
+    return flat
+
+
+def read_results(run_dir: Path) -> dict[str, Any]:
+    """The run's results.json, checked to be a completed kdlab run with its student weights beside it."""
+    path = run_dir / "results.json"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} has no results.json: not a kdlab run dir (pass the folder a run wrote)")
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc})") from exc
+    if results.get("status") != "completed" or "config" not in results:
+        raise ConfigError(
+            f"{run_dir} holds a run with status '{results.get('status')}': only completed runs have a report"
+        )
+    if not (run_dir / "student.pt").is_file():
+        raise ConfigError(f"{run_dir} has no student.pt: the distilled student's weights are needed for the report")
+    return results
+
+
+def run_config(results: dict[str, Any], overrides: Sequence[str] = ()) -> DictConfig:
+    """The stored config, with the default ``post`` node for runs older than it and ``post.*`` overrides on top."""
+    bad = [item for item in overrides if not item.startswith("post.") or "=" not in item]
+    if bad:
+        raise ConfigError(
+            f"kdlab.report.evaluate takes only post.<key>=<value> overrides (model and data are fixed), got {bad}"
+        )
+    defaults = OmegaConf.load(Path(config_dir()) / "post" / "default.yaml")
+    cfg = OmegaConf.merge(
+        {"post": defaults}, OmegaConf.create(results["config"]), OmegaConf.from_dotlist(list(overrides))
+    )
+    check_post_config(cfg.post)
+    return cfg
+
+
+def _teacher_path(results: dict[str, Any]) -> Path:
+    path = results.get(result_keys.TEACHER_PATH)
+    if not path or not Path(path).is_file():
+        raise ConfigError(
+            f"the run's teacher weights ({path}) are gone (teacher cache cleared?): rerun the run to retrain it"
+        )
+    return Path(path)
+
+
+def _distillation_module(
+    cfg: DictConfig, student: nn.Module, teacher: nn.Module, datamodule: InMemoryDataModule
+) -> DistillationModule:
+    """The run's distillation setup again: only the pruning fine-tune trains it, with freshly initialised terms."""
+    terms = {}
+    if cfg.post.get("prune") is not None:
+        terms = build_terms(cfg, student, teacher, datamodule)
+    return DistillationModule(
+        student,
+        datamodule.num_classes,
+        teacher=teacher,
+        terms=terms,
+        weights=cfg.kd.weights if terms else {},
+        alpha=cfg.kd.alpha,
+        **build_optim(cfg.optim),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kdlab.report.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path, help="a folder written by `python -m kdlab` (holds results.json)")
+    parser.add_argument("overrides", nargs="*", help="post.* overrides, e.g. post.quantize=int8 post.prune=0.5")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+    try:
+        evaluate_run(args.run_dir, args.overrides)
+    except ConfigError as error:
+        print(f"kdlab.report.evaluate: error: {error}", file=sys.stderr)
+        return 2
+    print(f"report written to {args.run_dir / 'results.json'} and {args.run_dir / 'report.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

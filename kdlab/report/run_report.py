@@ -1,0 +1,258 @@
+"""The compression report that ends every run: what distillation bought in accuracy, size and speed.
+
+Rows: the teacher, the sweep's baseline student (``kd=none``) when there is one, the distilled student, and, when
+``post`` asks for them, its int8 and its pruned-then-distilled versions. Every row is measured by ``kdlab.measure``
+on the same test split, input shape and thread count; ratios are against the teacher, the way DistilBERT reports
+"40% smaller, 60% faster, 97% of the accuracy retained" (Sanh et al., arXiv:1910.01108).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from pytorch_lightning.utilities import rank_zero_only
+from rich.console import Console
+from torch import nn
+
+from kdlab import result_keys
+from kdlab.data.datamodule import InMemoryDataModule
+from kdlab.measure import is_quantized
+from kdlab.measure.inference import evaluating
+from kdlab.models import build_model
+from kdlab.models.files import load_into, load_model_file, save_model
+from kdlab.post import check_onnx, export_onnx, quantization_mode, quantize_int8, weight_sparsity
+from kdlab.post.finetune import prune_and_distil
+from kdlab.report.baseline import load_baseline
+from kdlab.report.plots import plot_accuracy_vs_cost
+from kdlab.report.table import ModelReport, add_ratios, compression_report, render_table, report_to_dict
+from kdlab.training.module import DistillationModule
+
+log = logging.getLogger(__name__)
+
+REPORT_PNG = "report.png"
+PRUNED_FILE = "student-pruned.pt"
+ONNX_FILE = "student.onnx"
+ONNX_TOLERANCE = 1e-4
+REPORT_KEY_PREFIXES = ("report/", "post/", "student/onnx_")
+Models = dict[str, tuple[nn.Module, str]]
+
+
+def finish_report(
+    cfg: DictConfig, out_dir: Path, module: DistillationModule, datamodule: InMemoryDataModule, logger: Any = None
+) -> dict[str, Any]:
+    """Measure the run's models, run the ``post`` steps, print the table, write ``report.png`` and log the table to
+    W&B when ``logger`` is a WandbLogger. Returns flat metrics (``report/<role>/<field>``, ``post/…``) to merge
+    into results.json; the pipeline's own logging then sends the numbers to the logger's summary."""
+    if rank_zero_only.rank != 0:  # plain DDP runs the pipeline on every rank; one report, timed without contention
+        return {}
+    rows, flat = build_report(cfg, Path(out_dir), module, datamodule)
+    _log_wandb_table(logger, rows)
+    return flat
+
+
+def build_report(
+    cfg: DictConfig,
+    run_dir: Path,
+    module: DistillationModule,
+    datamodule: InMemoryDataModule,
+    *,
+    reuse_pruned: bool = False,
+) -> tuple[list[ModelReport], dict[str, Any]]:
+    """Rows with ratios, and their flat form; ``reuse_pruned`` loads ``student-pruned.pt`` when it matches ``post``."""
+    started = time.perf_counter()
+    post = cfg.get("post") or {}
+    student, teacher = module.student.cpu(), module.teacher.model.cpu()
+    models: Models = {"teacher": (teacher, cfg.teacher.name)}
+    shape = {"num_classes": datamodule.num_classes, "in_chans": datamodule.in_chans}
+    baseline = load_baseline(run_dir, cfg, data_name=datamodule.name, **shape)
+    if baseline is not None:
+        models["baseline"] = (baseline, cfg.student.name)
+    models["student"] = (student, cfg.student.name)
+    test_batches = list(datamodule.test_dataloader())
+    input_shape = tuple(datamodule.test.images.shape[1:])
+    extras: dict[str, Any] = {}
+    if post.get("quantize") == "int8":
+        _run_step("int8", extras, lambda: _add_int8(models, student, cfg, datamodule))
+    if post.get("prune") is not None:
+        _run_step("prune", extras, lambda: _add_pruned(models, module, cfg, datamodule, run_dir, reuse_pruned))
+    if post.get("export") == "onnx":
+        _run_step("export", extras, lambda: _export_onnx(student, input_shape, test_batches, run_dir))
+    latency = post.get("latency") or {}
+    on_cpu = {role: (model if is_quantized(model) else model.cpu(), name) for role, (model, name) in models.items()}
+    measured = compression_report(  # all on CPU: a fine-tune on a GPU must not leave one row timed there
+        on_cpu,
+        test_batches,
+        input_shape,
+        datamodule.num_classes,
+        threads=latency.get("threads"),
+        warmup=int(latency.get("warmup", 5)),
+        repeats=int(latency.get("repeats", 20)),
+    )
+    rows = add_ratios(measured, reference_role="teacher")
+    flat = {
+        "report/roles": [row.role for row in rows],
+        "report/test_samples": sum(len(batch["target"]) for batch in test_batches),
+        **{f"report/{key}": value for key, value in report_to_dict(rows).items()},
+        **_versus_student(rows),
+        **extras,
+    }
+    flat["report/plot"] = str(plot_accuracy_vs_cost([asdict(row) for row in rows], run_dir / REPORT_PNG))
+    flat["report/wall_time_s"] = time.perf_counter() - started
+    print_report(rows, flat)
+    return rows, flat
+
+
+def is_report_key(key: str) -> bool:
+    """Keys written by the report (replaced as a whole when ``kdlab.report.evaluate`` recomputes it)."""
+    return key.startswith(REPORT_KEY_PREFIXES)
+
+
+def print_report(rows: list[ModelReport], flat: Mapping[str, Any]) -> None:
+    """The table, then one line per compressed student against the fp32 student, the ONNX check and any failure."""
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)  # a log file: do not squeeze 12 columns into 80
+    console.print(render_table(rows))
+    for row in rows:
+        if row.role not in ("teacher", "student") and f"report/{row.role}/vs_student_size_reduction" in flat:
+            console.print(_versus_line(row.role, flat))
+    if "student/onnx_max_abs_diff" in flat:
+        diff, relative = flat["student/onnx_max_abs_diff"], flat["student/onnx_max_rel_diff"]
+        scale = flat["student/onnx_max_abs_logit"]
+        console.print(
+            f"student.onnx: max |onnxruntime − torch| = {diff:.2e} on test inputs "
+            f"({relative:.1e} of the largest |logit|, {scale:.1f})"
+        )
+    for key in [k for k in flat if k.endswith("_error")]:
+        console.print(f"[red]{key}: {flat[key]}[/red]")
+
+
+def _versus_line(role: str, flat: Mapping[str, Any]) -> str:
+    def get(field: str) -> float:
+        return flat.get(f"report/{role}/vs_student_{field}", float("nan"))
+
+    return (
+        f"{role} vs student: {get('size_reduction'):.2f}× smaller on disk, {get('speedup_b1'):.2f}× / "
+        f"{get('speedup_b32'):.2f}× faster (batch 1 / 32), {100 * get('retention'):.2f}% of its top-1"
+    )
+
+
+def _versus_student(rows: list[ModelReport]) -> dict[str, float]:
+    """Ratios of each compressed or baseline row against the distilled fp32 student: what the post step bought."""
+    against = add_ratios(rows, reference_role="student")
+    fields = (result_keys.RETENTION, "params_reduction", "size_reduction", "speedup_b1", "speedup_b32")
+    return {
+        f"report/{row.role}/vs_student_{field}": getattr(row, field)
+        for row in against
+        if row.role not in ("teacher", "student")
+        for field in fields
+        if getattr(row, field) is not None
+    }
+
+
+def _run_step(name: str, extras: dict[str, Any], step: Callable[[], dict[str, Any]]) -> None:
+    """A failed post step is recorded (``post/<name>_error``) and printed; the trained student and report survive."""
+    try:
+        extras.update(step())
+    except Exception as error:  # quantizers and exporters fail in many ways; none should cost the trained run
+        log.error("post step %s failed: %s", name, error, exc_info=True)
+        extras[f"post/{name}_error"] = f"{type(error).__name__}: {error}"
+
+
+def _add_int8(models: Models, student: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule) -> dict[str, Any]:
+    count = int(cfg.post.get("calibration_batches", 16))
+    int8 = quantize_int8(student, _calibration_batches(datamodule, count, cfg.seed), max_calibration_batches=count)
+    mode = quantization_mode(int8)
+    models["student+int8"] = (int8, f"{cfg.student.name} int8 {mode}")
+    return {"post/int8_mode": mode}
+
+
+def _calibration_batches(datamodule: InMemoryDataModule, count: int, seed: int) -> list[dict[str, torch.Tensor]]:
+    """``count`` batches of training images in a seeded random order (a re-evaluation calibrates identically)."""
+    order = torch.randperm(datamodule.num_train, generator=torch.Generator().manual_seed(seed))
+    order = order[: count * datamodule.batch_size]
+    return [{"image": datamodule.train.images[chunk]} for chunk in order.split(datamodule.batch_size)]
+
+
+def _add_pruned(
+    models: Models,
+    module: DistillationModule,
+    cfg: DictConfig,
+    datamodule: InMemoryDataModule,
+    run_dir: Path,
+    reuse: bool,
+) -> dict[str, Any]:
+    amount, epochs = float(cfg.post.prune), int(cfg.post.get("prune_finetune_epochs", 0))
+    meta = {"prune": amount, "finetune_epochs": epochs}
+    path = run_dir / PRUNED_FILE
+    pruned = _load_pruned(path, cfg, datamodule, meta) if reuse else None
+    if pruned is None:
+        pruned = prune_and_distil(module, cfg, datamodule, run_dir / "post")
+        save_model(path, pruned, cfg.student.name, datamodule.num_classes, datamodule.in_chans, **meta)
+    models["student+pruned"] = (pruned, f"{cfg.student.name} {100 * amount:g}% pruned +{epochs} ep KD")
+    return {
+        "post/prune_amount": amount,
+        "post/prune_finetune_epochs": epochs,
+        "post/pruned_weight_sparsity": weight_sparsity(pruned),
+        "post/pruned_checkpoint": str(path),
+    }
+
+
+def _load_pruned(path: Path, cfg: DictConfig, datamodule: InMemoryDataModule, meta: dict) -> nn.Module | None:
+    """The pruned student saved by the run, when it was made with the same amount and fine-tune length."""
+    if not path.is_file() or load_model_file(path).get("meta") != meta:
+        return None
+    shape = {"num_classes": datamodule.num_classes, "in_chans": datamodule.in_chans}
+    model = build_model(cfg.student.model, role="student", **shape)
+    load_into(model, path, cfg.student.name, **shape)
+    return model
+
+
+def _export_onnx(
+    student: nn.Module, input_shape: tuple[int, ...], test_batches: list[dict], run_dir: Path
+) -> dict[str, Any]:
+    """Export and compare on the first test batch. The absolute difference scales with the logits: fp32 kernels that
+    sum in another order (onnxruntime's, PyTorch's) drift apart by ~1e-6 of the largest logit, so the relative figure
+    is reported beside it."""
+    path = export_onnx(copy.deepcopy(student), input_shape, run_dir / ONNX_FILE)
+    inputs = test_batches[0]["image"]
+    diff = check_onnx(path, student, inputs)
+    with evaluating(student), torch.inference_mode():
+        scale = float(student(inputs).abs().max())
+    relative = diff / scale if scale else diff
+    if diff > ONNX_TOLERANCE:
+        log.warning(
+            "student.onnx differs from PyTorch by %.2e (> %.0e) on test inputs; relative to the largest |logit| "
+            "(%.1f): %.1e",
+            diff,
+            ONNX_TOLERANCE,
+            scale,
+            relative,
+        )
+    return {
+        "student/onnx_path": str(path),
+        "student/onnx_max_abs_diff": diff,
+        "student/onnx_max_rel_diff": relative,
+        "student/onnx_max_abs_logit": scale,
+        "student/onnx_size_bytes": path.stat().st_size,
+    }
+
+
+def _log_wandb_table(logger: Any, rows: list[ModelReport]) -> None:
+    """The report as a ``wandb.Table`` (the numbers reach the run summary through the pipeline's own logging)."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    if not isinstance(logger, WandbLogger) or not rows:
+        return
+    import wandb
+
+    columns = list(asdict(rows[0]))
+    logger.experiment.log({"report/table": wandb.Table(columns=columns, data=[list(asdict(r).values()) for r in rows])})

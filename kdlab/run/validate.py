@@ -1,0 +1,117 @@
+"""Checks on the composed config that need no data and no model: they run first, so bad input fails in a second."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from kdlab.data.augment import check_augment
+from kdlab.errors import ConfigError
+from kdlab.models.factory import check_timm_name
+from kdlab.post.settings import check_post_config
+from kdlab.teacher.members import reject_teacher_list
+from kdlab.teacher.output_cache import cache_mode
+from kdlab.tracking import resolve_wandb_mode
+from kdlab.training.resume import resume_mode
+
+
+def _check_model(node: DictConfig, role: str) -> None:
+    model = node.get("model")
+    if model is None or "_target_" not in model:
+        raise ConfigError(f"{role}.model must be a node with a _target_ (e.g. timm.create_model)")
+    if model._target_ == "timm.create_model":
+        check_timm_name(str(model.model_name), role)
+
+
+def _check_positive_int(value, key: str) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_number(cfg: DictConfig, key: str, low: float, high: float | None = None, *, open_low: bool = False) -> None:
+    """``key`` (if set) is a number in ``[low, high]``; ``open_low`` excludes ``low`` (``> low``)."""
+    value = OmegaConf.select(cfg, key)
+    if value is None:
+        return
+    allowed = (
+        (f"> {low:g}" if open_low else f">= {low:g}")
+        if high is None
+        else f"in {'(' if open_low else '['}{low:g}, {high:g}]"
+    )
+    if not _is_number(value):
+        raise ConfigError(f"{key} must be a number {allowed}, got {value!r}")
+    if (value <= low if open_low else value < low) or (high is not None and value > high):
+        raise ConfigError(f"{key} must be {allowed}, got {value}")
+
+
+def _check_fraction(data: DictConfig, key: str) -> None:
+    value = data.get(key)
+    if value is not None and not (_is_number(value) and 0 < value < 1):
+        raise ConfigError(f"data.{key} must be a number in (0, 1), got {value!r}")
+
+
+def _check_data(data: DictConfig) -> None:
+    for key in ("batch_size", "image_size"):
+        if data.get(key) is not None:
+            _check_positive_int(data.get(key), f"data.{key}")
+    if data.get("image_size") is not None and data.image_size < 8:
+        raise ConfigError(
+            f"data.image_size must be an integer >= 8 (models downsample by up to 8), got {data.image_size}"
+        )
+    for key in ("val_fraction", "test_fraction"):
+        _check_fraction(data, key)
+    held_out = float(data.get("val_fraction") or 0) + float(data.get("test_fraction") or 0)
+    if held_out >= 1:
+        raise ConfigError(
+            f"data.val_fraction + data.test_fraction must be < 1 (something must be left to train on), got {held_out:g}"
+        )
+    if OmegaConf.is_missing(data, "root"):
+        raise ConfigError("data.root is not set: pass data.root=/path/to/the/data")
+    root = data.get("root")
+    if root is not None and data.get("download") is not True and not Path(str(root)).expanduser().exists():
+        raise ConfigError(f"data.root {root} does not exist")
+
+
+def _check_run(cfg: DictConfig) -> None:
+    seed = cfg.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed must be an integer in [0, 2**32 - 1], got {seed!r}")
+    resume_mode(cfg.get("resume", "auto"))
+    if cfg.get("checkpoint_every_n_steps") is not None:
+        _check_positive_int(cfg.checkpoint_every_n_steps, "checkpoint_every_n_steps")
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` naming the first bad value and what is allowed."""
+    _check_number(cfg, "kd.temperature", 0, open_low=True)
+    _check_number(cfg, "kd.alpha", 0, 1)
+    for name in cfg.kd.get("weights") or {}:
+        _check_number(cfg, f"kd.weights.{name}", 0)
+    _check_number(cfg, "optim.optimizer.lr", 0, open_low=True)
+    _check_number(cfg, "optim.optimizer.weight_decay", 0)
+    _check_number(cfg, "optim.optimizer.momentum", 0, 1)
+    _check_data(cfg.data)
+    _check_run(cfg)
+    if float(cfg.kd.get("alpha") or 0) > 0 and not cfg.kd.get("terms"):
+        raise ConfigError(
+            f"kd.alpha={cfg.kd.alpha} only scales the cross-entropy by 1 - alpha: kd has no distillation terms "
+            "(kd=none?); set kd.alpha=0"
+        )
+    _check_model(cfg.student, "student")
+    _check_model(cfg.teacher, "teacher")
+    reject_teacher_list()
+    _check_positive_int(cfg.trainer.get("max_epochs"), "trainer.max_epochs")
+    _check_positive_int(cfg.teacher.get("max_epochs"), "teacher.max_epochs")
+    if cfg.teacher.get("augment") is not None:
+        check_augment(cfg.teacher.augment, key="teacher.augment")
+    if cfg.teacher.get("checkpoint") and not Path(cfg.teacher.checkpoint).is_file():
+        raise ConfigError(f"teacher.checkpoint {cfg.teacher.checkpoint} does not exist")
+    cache_mode(cfg)  # kd.cache_teacher: a bad value, or true with random augmentation
+    if cfg.get("logger") and cfg.logger.get("mode") is not None:
+        resolve_wandb_mode(cfg.logger.mode)
+    check_post_config(cfg.get("post"))

@@ -1,0 +1,5 @@
+import sys
+
+from kdlab.sweeps.compare.cli import main
+
+sys.exit(main())

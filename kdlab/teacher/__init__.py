@@ -1,0 +1,19 @@
+"""A trained, frozen teacher and its caches.
+
+``prepare`` switches between a single teacher (``single``: checkpoint, cache or training) and an ensemble
+(``members``); ``cache`` keys and locates trained teachers; ``output_cache`` stores the teacher's outputs on a data set.
+"""
+
+from kdlab.teacher.cache import cache_root, teacher_cache_key
+from kdlab.teacher.output_cache import TeacherOutputsPlan, teacher_outputs_plan
+from kdlab.teacher.prepare import prepare_teacher
+from kdlab.teacher.source import TeacherSource
+
+__all__ = [
+    "TeacherOutputsPlan",
+    "TeacherSource",
+    "cache_root",
+    "prepare_teacher",
+    "teacher_cache_key",
+    "teacher_outputs_plan",
+]

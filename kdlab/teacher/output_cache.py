@@ -1,0 +1,172 @@
+"""The teacher-output cache on disk: the teacher's outputs on the whole data set, computed once and reused by every
+epoch and every job of a sweep, next to the teacher cache (``<cache_root>/teacher_outputs/``).
+
+The key hashes the *contents* that determine the outputs: the teacher's weights (however they were obtained:
+trained, cached or a checkpoint), the model inputs after the data transform, and which taps are stored. Any change
+to the teacher, the data or the transform therefore gives a new key and a fresh computation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+import zipfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+from omegaconf import DictConfig
+from torch import Tensor, nn
+
+from kdlab.data.datamodule import InMemoryDataModule
+from kdlab.errors import ConfigError
+from kdlab.io import atomic_write
+from kdlab.teacher.cache import cache_root
+from kdlab.training.teacher_outputs import SPLITS, TeacherOutputTable, TeacherTaps, run_teacher
+
+log = logging.getLogger(__name__)
+
+FORMAT = "kdlab.training.teacher_outputs/1"
+MAX_TABLE_BYTES = 2 * 1024**3  # stage maps of a large data set would not fit in memory: run the teacher online
+
+
+@dataclass
+class TeacherOutputsPlan:
+    """How this run gets the teacher's outputs: ``online``, ``computed`` (and cached) or loaded from the ``cache``."""
+
+    source: str
+    table: TeacherOutputTable | None = None
+    path: Path | None = None
+
+
+def cache_mode(cfg: DictConfig) -> bool:
+    """Resolve ``kd.cache_teacher`` (auto | true | false) against ``data.augment``; a contradiction is a ConfigError."""
+    mode = cfg.kd.get("cache_teacher", "auto")
+    if not (mode == "auto" or isinstance(mode, bool)):
+        raise ConfigError(f"kd.cache_teacher must be auto, true or false, got {mode!r}")
+    augment = cfg.data.get("augment", "none")
+    if mode is True and augment != "none":
+        raise ConfigError(
+            f"kd.cache_teacher=true needs deterministic inputs, but data.augment={augment} changes them every step; "
+            "use kd.cache_teacher=auto (teacher runs online) or data.augment=none"
+        )
+    return mode is True or (mode == "auto" and augment == "none")
+
+
+def fingerprint(named: Iterable[tuple[str, Tensor]]) -> str:
+    """SHA-256 over names, dtypes, shapes and raw bytes of tensors: equal iff the contents are equal."""
+    digest = hashlib.sha256()
+    for name, tensor in named:
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(flat.view(torch.uint8).numpy())  # the buffer itself, no copy
+    return digest.hexdigest()
+
+
+def output_cache_key(teacher: nn.Module, datamodule: InMemoryDataModule, taps: TeacherTaps) -> str:
+    """Teacher weights + transformed inputs of every split + taps (see the module docstring)."""
+    inputs = [(f"{s}/images", getattr(datamodule, s).images) for s in SPLITS]
+    parts = [
+        FORMAT,
+        type(teacher).__name__,
+        fingerprint(teacher.state_dict().items()),
+        fingerprint(inputs),
+        f"stages={list(taps.stages)} embedding={taps.embedding}",
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@contextmanager
+def _evaluating(teacher: nn.Module) -> Iterator[nn.Module]:
+    """The teacher in eval mode, on the GPU when there is one; put back as it was afterwards."""
+    was_training, device = teacher.training, torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        yield teacher.eval().to(device)
+    finally:
+        teacher.to("cpu").train(was_training)
+
+
+def estimated_bytes(teacher: nn.Module, datamodule: InMemoryDataModule, taps: TeacherTaps) -> int:
+    """Size of the table, from one training sample through the teacher (stage maps only for ``train``)."""
+    with _evaluating(teacher):
+        one = run_teacher(teacher, datamodule.train.images[:1].to(_device_of(teacher)), taps.stages, taps.embedding)
+    per_sample_taps = sum(t.numel() * t.element_size() for t in one.features.values())
+    if one.embedding is not None:
+        per_sample_taps += one.embedding.numel() * one.embedding.element_size()
+    n_all = sum(len(getattr(datamodule, s)) for s in SPLITS)
+    return n_all * one.logits.numel() * one.logits.element_size() + datamodule.num_train * per_sample_taps
+
+
+def compute_table(
+    teacher: nn.Module, datamodule: InMemoryDataModule, taps: TeacherTaps, batch_size: int = 256
+) -> TeacherOutputTable:
+    """One pass of the (eval-mode) teacher over every split, in order, on the GPU when there is one."""
+    logits, features, embedding = {}, {}, None
+    with _evaluating(teacher):
+        device = _device_of(teacher)
+        for split in SPLITS:
+            images = getattr(datamodule, split).images
+            stages, emb = (taps.stages, taps.embedding) if split == "train" else ((), False)
+            chunks = [run_teacher(teacher, images[i : i + batch_size].to(device), stages, emb)
+                      for i in range(0, len(images), batch_size)]  # fmt: skip
+            logits[split] = torch.cat([c.logits for c in chunks]).cpu()
+            if split == "train":
+                features = {s: torch.cat([c.features[s] for c in chunks]).cpu() for s in stages}
+                embedding = torch.cat([c.embedding for c in chunks]).cpu() if emb else None
+    return TeacherOutputTable(logits, features, embedding)
+
+
+def load_table(path: Path, datamodule: InMemoryDataModule, taps: TeacherTaps) -> TeacherOutputTable:
+    """Read a cached table safely (``weights_only``), or explain which file is bad and what to do."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise ConfigError(
+            f"teacher output cache {path} is corrupt ({type(exc).__name__}); delete it and it is recomputed"
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ConfigError(f"teacher output cache {path} is not a {FORMAT} file; delete it and it is recomputed")
+    table = TeacherOutputTable.from_tensors(payload["tensors"])
+    sizes = {s: table.size(s) for s in SPLITS}
+    expected = {s: len(getattr(datamodule, s)) for s in SPLITS}
+    if sizes != expected or not table.covers("train", taps.stages, taps.embedding):
+        raise ConfigError(f"teacher output cache {path} does not match this data set; delete it and it is recomputed")
+    return table
+
+
+def teacher_outputs_plan(
+    cfg: DictConfig, teacher: nn.Module, datamodule: InMemoryDataModule, taps: TeacherTaps
+) -> TeacherOutputsPlan:
+    """Load or compute the teacher-output table when ``kd.cache_teacher`` allows it, else plan to run online."""
+    if not cache_mode(cfg):
+        augment = cfg.data.get("augment", "none")
+        why = "kd.cache_teacher=false" if augment == "none" else f"data.augment={augment} changes the inputs every step"
+        log.info("teacher outputs: online (%s)", why)
+        return TeacherOutputsPlan("online")
+    size = estimated_bytes(teacher, datamodule, taps)
+    if size > MAX_TABLE_BYTES:
+        message = f"the teacher outputs would take {size / 1024**3:.1f} GiB (limit {MAX_TABLE_BYTES / 1024**3:.0f} GiB)"
+        if cfg.kd.cache_teacher is True:
+            raise ConfigError(f"kd.cache_teacher=true: {message}; use kd.cache_teacher=auto or false")
+        log.info("teacher outputs: online (%s)", message)
+        return TeacherOutputsPlan("online")
+    key = output_cache_key(teacher, datamodule, taps)
+    path = cache_root(cfg.get("cache_dir")) / "teacher_outputs" / f"{cfg.teacher.name}-{key}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):  # parallel sweep jobs compute the table once
+        if path.exists():
+            log.info("teacher outputs: cached %s", path)
+            return TeacherOutputsPlan("cache", load_table(path, datamodule, taps), path)
+        table = compute_table(teacher, datamodule, taps)
+        payload = {"format": FORMAT, "teacher": cfg.teacher.name, "tensors": table.tensors()}
+        atomic_write(path, lambda handle: torch.save(payload, handle))
+        log.info("teacher outputs: computed once, cached at %s", path)
+        return TeacherOutputsPlan("computed", table, path)

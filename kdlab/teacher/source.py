@@ -1,0 +1,16 @@
+"""Where a teacher's weights came from, for the results and the summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TeacherSource:
+    """Where the teacher's weights came from, for the results and the summary."""
+
+    kind: str  # checkpoint | cache | trained | pretrained+finetuned | ensemble
+    path: Path
+    report: dict[str, Any] = field(default_factory=dict)  # extra results (an ensemble's per-member accuracies)

@@ -1,0 +1,30 @@
+"""The runtime facts of a teacher–student pair that terms are sized from, and the terms built from them."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+from torch import nn
+
+from kdlab.instantiate import build
+from kdlab.models import embedding_dim, stage_infos
+from kdlab.terms.base import PairSpec
+
+
+def describe_pair(cfg: DictConfig, student: nn.Module, teacher: nn.Module, datamodule) -> PairSpec:
+    """What the terms may know of the pair and the data: names, stages, embedding sizes, classes, train size."""
+    return PairSpec(
+        student_name=cfg.student.name,
+        teacher_name=cfg.teacher.name,
+        student_stages=tuple(stage_infos(student)),
+        teacher_stages=tuple(stage_infos(teacher)),
+        student_embedding_dim=embedding_dim(student),
+        teacher_embedding_dim=embedding_dim(teacher),
+        num_classes=datamodule.num_classes,
+        num_train_samples=datamodule.num_train,
+    )
+
+
+def build_terms(cfg: DictConfig, student: nn.Module, teacher: nn.Module, datamodule) -> dict[str, nn.Module]:
+    """Finish each ``_partial_`` term node with the runtime facts of the pair (channels, stages, data size)."""
+    pair = describe_pair(cfg, student, teacher, datamodule)
+    return {name: build(node, pair=pair) for name, node in (cfg.kd.terms or {}).items()}

@@ -1,0 +1,45 @@
+"""Building Lightning trainers from the ``trainer`` config, for the main fit and for the quiet helper phases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from kdlab.instantiate import build
+from kdlab.training.speed import resolve_precision
+
+
+def make_trainer(trainer_cfg: DictConfig, root: Path, quiet: bool = False, **overrides: Any) -> pl.Trainer:
+    """Instantiate the configured Trainer; ``quiet`` turns off logging and checkpoints for helper phases."""
+    cfg = OmegaConf.to_container(trainer_cfg, resolve=True)
+    cfg.update({k: v for k, v in overrides.items() if k not in ("logger", "callbacks", "plugins")})
+    if "precision" in cfg:
+        cfg["precision"] = resolve_precision(cfg["precision"], str(cfg.get("accelerator", "auto")))
+    extra: dict[str, Any] = {"default_root_dir": str(root)}
+    if quiet:
+        extra.update(logger=False, enable_checkpointing=False)
+        if _is_distributed(cfg):  # helper phases (teacher training and testing) run in one process on every rank
+            extra.update(strategy="auto", devices=1, num_nodes=1, sync_batchnorm=False)
+    else:
+        extra.update(logger=overrides.get("logger", False), callbacks=overrides.get("callbacks", []))
+        extra.update({"plugins": overrides["plugins"]} if "plugins" in overrides else {})
+    return build(OmegaConf.create(cfg), **extra)
+
+
+def leave_process_group() -> None:
+    """End the DDP phase on every rank once training and testing are over.
+
+    Rank 0 goes on alone (report, best-checkpoint test, export); torchmetrics would otherwise try to sync each of
+    its metrics with ranks that have already returned, and fail on the closed connection.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
+def _is_distributed(cfg: dict[str, Any]) -> bool:
+    return cfg.get("strategy", "auto") != "auto" or cfg.get("devices", 1) != 1 or cfg.get("num_nodes", 1) != 1
