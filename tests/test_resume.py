@@ -170,3 +170,16 @@ def test_a_longer_schedule_continues_training_and_a_shorter_one_is_refused(tmp_p
     assert _step_of(tmp_path / "checkpoints" / "last.ckpt") == 4
     with pytest.raises(ConfigError, match=r"\(trainer.max_epochs 2 -> 1\)"):
         run(compose_config(*FAST, "optim=sgd"), tmp_path)
+
+
+def test_the_refusal_names_eight_changed_keys_then_counts_the_rest() -> None:
+    from kdlab.errors import ConfigError
+    from kdlab.resume import check_same_settings
+
+    old = {"kd": {f"w{i}": i for i in range(10)}, "logger": {"mode": "offline"}, "trainer": {"max_epochs": 3}}
+    new = {"kd": {f"w{i}": i + 1 for i in range(10)}, "logger": {"mode": "online"}, "trainer": {"max_epochs": 2}}
+    with pytest.raises(ConfigError) as refused:
+        check_same_settings(Path("last.ckpt"), old, new, started=2)  # 2 epochs begun: max_epochs=2 still covers them
+    message = str(refused.value)
+    assert "(kd.w0 0 -> 1, kd.w1 1 -> 2," in message and "kd.w7 7 -> 8 and 2 more)" in message
+    assert "kd.w8" not in message and "logger" not in message and "max_epochs" not in message and "\n" not in message
