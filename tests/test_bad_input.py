@@ -45,15 +45,51 @@ BAD_INPUTS = [
     (["seed=-1"], r"seed must be an integer in \[0, 2\*\*32 - 1\], got -1"),
     (["resume=maybe"], r"resume must be one of auto, true, false, got 'maybe'"),
     (["checkpoint_every_n_steps=0"], r"checkpoint_every_n_steps must be an integer >= 1, got 0"),
+    # NaN passes every comparison and inf every lower bound: refused by name
+    (["kd.temperature=nan"], r"kd.temperature must be a finite number > 0, got nan"),
+    (["kd.temperature=inf"], r"kd.temperature must be a finite number > 0, got inf"),
+    (["kd.temperature=-inf"], r"kd.temperature must be a finite number > 0, got -inf"),
+    (["kd.alpha=nan"], r"kd.alpha must be a finite number in \[0, 1\], got nan"),
+    (["kd.weights.kd=inf"], r"kd.weights.kd must be a finite number >= 0, got inf"),
+    (["kd=feature", "kd.weights.hint=nan"], r"kd.weights.hint must be a finite number >= 0, got nan"),
+    (["optim.optimizer.lr=nan"], r"optim.optimizer.lr must be a finite number > 0, got nan"),
+    (["optim.optimizer.lr=inf"], r"optim.optimizer.lr must be a finite number > 0, got inf"),
+    (["optim.optimizer.weight_decay=inf"], r"optim.optimizer.weight_decay must be a finite number >= 0, got inf"),
+    (["optim=sgd", "optim.optimizer.momentum=nan"], r"optim.optimizer.momentum must be a finite number in \[0, 1\]"),
+    (["data.val_fraction=nan"], r"data.val_fraction must be a number in \(0, 1\), got nan"),
+    (["data.test_fraction=inf"], r"data.test_fraction must be a number in \(0, 1\), got inf"),
+    (["trainer.max_epochs=inf"], r"trainer.max_epochs must be an integer >= 1, got inf"),
+    (["teacher.max_epochs=nan"], r"teacher.max_epochs must be an integer >= 1, got nan"),
+    (["data.batch_size=inf"], r"data.batch_size must be an integer >= 1, got inf"),
+    (["post.prune_finetune_lr_factor=inf"], r"post.prune_finetune_lr_factor must be a finite number > 0, got inf"),
 ]
 
 
 @pytest.mark.parametrize(("overrides", "message"), BAD_INPUTS, ids=[" ".join(o) for o, _ in BAD_INPUTS])
-def test_bad_input_raises_a_clear_config_error(overrides: list[str], message: str, tmp_path: Path) -> None:
+def test_bad_input_raises_a_clear_config_error(
+    overrides: list[str], message: str, tmp_path: Path, _isolated_cache: Path
+) -> None:
+    """Fails before any training: not a file is written, in the run dir or the teacher cache (a trained teacher is
+    a .pt there), nor anywhere else under tmp_path."""
+    run_dir = tmp_path / "run"
+    assert _isolated_cache.is_relative_to(tmp_path)
     with pytest.raises(ConfigError, match=message):
-        run(compose_config(*FAST, *overrides), tmp_path)
-    assert not (tmp_path / "results.json").exists()
-    assert not any(tmp_path.rglob("*.ckpt"))
+        run(compose_config(*FAST, *overrides), run_dir)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_nan_and_inf_from_yaml_are_refused() -> None:
+    """YAML's .nan and .inf (a config file, an experiment preset) arrive as floats, as nan/inf overrides do."""
+    from omegaconf import OmegaConf
+
+    from kdlab.validate import validate_config
+
+    for text, message in [
+        ("kd: {temperature: .nan}", r"kd.temperature must be a finite number > 0, got nan"),
+        ("optim: {optimizer: {lr: .inf}}", r"optim.optimizer.lr must be a finite number > 0, got inf"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            validate_config(OmegaConf.merge(compose_config(*FAST), OmegaConf.create(text)))
 
 
 def test_teacher_checkpoint_of_another_architecture_is_refused(tmp_path: Path) -> None:

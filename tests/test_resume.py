@@ -107,3 +107,79 @@ def test_resume_false_starts_over_and_keeps_the_old_checkpoints(tmp_path: Path) 
     over = run(compose_config(*FAST, "resume=false"), tmp_path)
     assert over["resumed_from"] is None
     assert len(list(tmp_path.glob("checkpoints.replaced-*/last.ckpt"))) == 1
+
+
+def _snapshot(run_dir: Path) -> dict[str, bytes]:
+    return {name: (run_dir / name).read_bytes() for name in ("results.json", "student.pt")}
+
+
+def test_rerun_with_other_settings_is_refused_and_the_old_results_stay(tmp_path: Path) -> None:
+    """The user's sequence: a finished run, then the same directory with a new temperature and split."""
+    from conftest import compose_config
+
+    from kdlab.errors import ConfigError
+    from kdlab.pipeline import run
+
+    run(compose_config(*FAST), tmp_path)
+    before = _snapshot(tmp_path)
+    new = ["kd.temperature=8", "data.split_seed=1"]
+    with pytest.raises(ConfigError) as refused:
+        run(compose_config(*FAST, *new), tmp_path)
+    message = str(refused.value)
+    assert "kd.temperature 4.0 -> 8" in message and "data.split_seed 0 -> 1" in message
+    assert "hydra.run.dir=<new dir>" in message and "resume=false" in message
+    assert _snapshot(tmp_path) == before
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "kdlab", *FAST, *new, f"hydra.run.dir={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == f"kdlab: error: {message}"
+    assert "Traceback" not in proc.stderr
+    assert _snapshot(tmp_path) == before
+
+
+def test_cosmetic_changes_resume_and_a_changed_schedule_is_refused(tmp_path: Path) -> None:
+    from conftest import compose_config
+
+    from kdlab.errors import ConfigError
+    from kdlab.pipeline import run
+
+    run(compose_config(*FAST), tmp_path)
+    cosmetic = ["logger=csv", "trainer.enable_progress_bar=true", "trainer.log_every_n_steps=1"]
+    again = run(compose_config(*FAST, *cosmetic, "checkpoint_every_n_steps=7"), tmp_path)
+    assert again["resumed_from"] == str(tmp_path / "checkpoints" / "last.ckpt")
+    # a longer cosine schedule is another schedule: T_max follows trainer.max_epochs
+    with pytest.raises(ConfigError, match=r"\(optim.scheduler.T_max 1 -> 3\)"):
+        run(compose_config(*FAST, "trainer.max_epochs=3"), tmp_path)
+
+
+def test_a_longer_schedule_continues_training_and_a_shorter_one_is_refused(tmp_path: Path) -> None:
+    """With step milestones (optim=sgd) a longer max_epochs is the same run, trained on; fewer epochs than it has
+    trained is not."""
+    from conftest import compose_config
+
+    from kdlab.errors import ConfigError
+    from kdlab.pipeline import run
+
+    run(compose_config(*FAST, "optim=sgd"), tmp_path)
+    longer = run(compose_config(*FAST, "optim=sgd", "trainer.max_epochs=2"), tmp_path)
+    assert longer["resumed_at_step"] == 2
+    assert longer["student/train_loss"] is not None  # it trained the second epoch
+    assert _step_of(tmp_path / "checkpoints" / "last.ckpt") == 4
+    with pytest.raises(ConfigError, match=r"\(trainer.max_epochs 2 -> 1\)"):
+        run(compose_config(*FAST, "optim=sgd"), tmp_path)
+
+
+def test_the_refusal_names_eight_changed_keys_then_counts_the_rest() -> None:
+    from kdlab.errors import ConfigError
+    from kdlab.resume import check_same_settings
+
+    old = {"kd": {f"w{i}": i for i in range(10)}, "logger": {"mode": "offline"}, "trainer": {"max_epochs": 3}}
+    new = {"kd": {f"w{i}": i + 1 for i in range(10)}, "logger": {"mode": "online"}, "trainer": {"max_epochs": 2}}
+    with pytest.raises(ConfigError) as refused:
+        check_same_settings(Path("last.ckpt"), old, new, started=2)  # 2 epochs begun: max_epochs=2 still covers them
+    message = str(refused.value)
+    assert "(kd.w0 0 -> 1, kd.w1 1 -> 2," in message and "kd.w7 7 -> 8 and 2 more)" in message
+    assert "kd.w8" not in message and "logger" not in message and "max_epochs" not in message and "\n" not in message

@@ -42,6 +42,20 @@ def _already_collated(batch: dict[str, Tensor]) -> dict[str, Tensor]:
     return batch
 
 
+def _check_classes(name: str, num_classes: int, train: Split) -> None:
+    """A classifier needs two classes to tell apart, in the data and in what it trains on."""
+    if num_classes < 2:
+        raise ConfigError(
+            f"data has a single class ({name}: num_classes={num_classes}): classification needs at least 2"
+        )
+    present = torch.unique(train.targets)
+    if len(present) == 1:
+        raise ConfigError(
+            f"data has a single class in its training split ({name}: every training label is {int(present[0])} "
+            f"of {num_classes} classes): classification needs at least 2"
+        )
+
+
 class InMemoryDataModule(pl.LightningDataModule):
     """Train/val/test splits as tensors; augmentation runs on the batch after it reaches the device."""
 
@@ -58,6 +72,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         super().__init__()
         if batch_size < 1:
             raise ConfigError(f"data.batch_size must be >= 1, got {batch_size}")
+        _check_classes(name, num_classes, train)
         self.name = name
         self.train, self.val, self.test = train, val, test
         self.num_classes = num_classes
@@ -86,10 +101,27 @@ class InMemoryDataModule(pl.LightningDataModule):
         if shuffle:
             sampler = ResumableShuffleSampler(dataset, num_replicas=world, rank=rank, seed=shuffle_seed())
             return ResumableDataLoader(
-                dataset, self.batch_size, sampler=sampler, collate_fn=_already_collated, generator=private_generator(0)
+                dataset,
+                self.batch_size,
+                sampler=sampler,
+                collate_fn=_already_collated,
+                generator=private_generator(0),
+                drop_last=self._drop_lone_last_sample(len(sampler), world),
             )
         sampler = ShardSampler(dataset, world, rank) if world > 1 else None
         return DataLoader(dataset, self.batch_size, sampler=sampler, collate_fn=_already_collated)
+
+    def _drop_lone_last_sample(self, per_rank: int, world: int) -> bool:
+        """True when each rank's last training batch would hold a single sample, which BatchNorm cannot train on
+        (a variance of one value): that batch is dropped. Only a remainder of exactly one goes; the shuffle differs
+        each epoch, so a different sample sits out each time; every rank holds the same count (the sampler pads),
+        so under DDP all ranks drop alike; a resumed epoch skips whole batches, so it drops the same one."""
+        if per_rank < 2:
+            raise ConfigError(
+                f"data: the training split ({len(self.train)} samples over {world} process(es)) gives each process "
+                "a single sample: training needs at least 2 per batch"
+            )
+        return per_rank % self.batch_size == 1
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train, shuffle=True)

@@ -2,7 +2,8 @@
 
 For runs made before the report existed, to add post steps afterwards (``post.quantize=int8 post.prune=0.5``), or to
 pick up the sweep's baseline student once its job has finished. Data and models are rebuilt from the config stored in
-``results.json``; the student comes from ``student.pt`` and the teacher from ``teacher/path``. The new report replaces
+``results.json`` (only the callables kdlab's own config groups build: see :func:`check_targets`); the student comes
+from ``student.pt`` and the teacher from ``teacher/path``. The new report replaces
 the old ``report/*``, ``post/*`` and ``student/onnx_*`` keys of ``results.json`` (written atomically, other keys
 kept) and ``report.png`` is redrawn.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
 from kdlab import result_keys
@@ -35,6 +37,25 @@ from kdlab.terms.pairing import build_terms
 from kdlab.training.module import DistillationModule
 
 log = logging.getLogger("kdlab.report.evaluate")
+
+# The _target_s a stored config may name: the callables kdlab's own config groups build. results.json is a plain file
+# anyone can edit, and Hydra calls whatever a _target_ names (os.system; torch.hub.load runs a local hubconf.py), so
+# every other target is refused before anything is built. A dotted path with a private part (``_internal``) never is.
+ALLOWED_TARGET_PREFIXES = (
+    "kdlab.data.",
+    "kdlab.models.",
+    "kdlab.terms.",
+    "torch.optim.",
+    "torch.nn.",
+    "torchvision.models.",
+)
+ALLOWED_TARGETS = (
+    "timm.create_model",
+    "kdlab.ensemble.build_ensemble_teacher",
+    "kdlab.tracking.wandb_logger",
+    "pytorch_lightning.Trainer",
+    "pytorch_lightning.loggers.CSVLogger",
+)
 
 
 def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -86,8 +107,40 @@ def run_config(results: dict[str, Any], overrides: Sequence[str] = ()) -> DictCo
     cfg = OmegaConf.merge(
         {"post": defaults}, OmegaConf.create(results["config"]), OmegaConf.from_dotlist(list(overrides))
     )
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"the config stored in results.json does not resolve: {exc}") from exc
+    check_targets(resolved)
     check_post_config(cfg.post)
     return cfg
+
+
+def check_targets(node: Any, where: str = "") -> None:
+    """Raise :class:`ConfigError` naming the first ``_target_`` in ``node`` (a plain container) that is not one
+    kdlab's config groups build (:data:`ALLOWED_TARGETS`, :data:`ALLOWED_TARGET_PREFIXES`)."""
+    if isinstance(node, list):
+        for i, child in enumerate(node):
+            check_targets(child, f"{where}[{i}]")
+        return
+    if not isinstance(node, dict):
+        return
+    target = node.get("_target_")
+    if target is not None and not is_allowed_target(target):
+        key = f"{where}._target_" if where else "_target_"
+        raise ConfigError(
+            f"results.json sets {key}={target!r}, which kdlab.evaluate does not build: only "
+            f"{', '.join(ALLOWED_TARGETS)} and {', '.join(p + '*' for p in ALLOWED_TARGET_PREFIXES)} (edited by hand?)"
+        )
+    for key, child in node.items():
+        check_targets(child, f"{where}.{key}" if where else str(key))
+
+
+def is_allowed_target(target: Any) -> bool:
+    """``target`` is a dotted path kdlab's own config groups may name (no private part)."""
+    if not isinstance(target, str) or any(part.startswith("_") for part in target.split(".")):
+        return False
+    return target in ALLOWED_TARGETS or target.startswith(ALLOWED_TARGET_PREFIXES)
 
 
 def _teacher_path(results: dict[str, Any]) -> Path:

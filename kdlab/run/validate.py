@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -34,7 +35,10 @@ def _is_number(value) -> bool:
 
 
 def _check_number(cfg: DictConfig, key: str, low: float, high: float | None = None, *, open_low: bool = False) -> None:
-    """``key`` (if set) is a number in ``[low, high]``; ``open_low`` excludes ``low`` (``> low``)."""
+    """``key`` (if set) is a finite number in ``[low, high]``; ``open_low`` excludes ``low`` (``> low``).
+
+    NaN passes every comparison and inf every lower bound, and both reach here as floats (YAML ``.nan``/``.inf``,
+    ``key=nan``/``inf`` on the command line), so they are refused by name first."""
     value = OmegaConf.select(cfg, key)
     if value is None:
         return
@@ -45,6 +49,8 @@ def _check_number(cfg: DictConfig, key: str, low: float, high: float | None = No
     )
     if not _is_number(value):
         raise ConfigError(f"{key} must be a number {allowed}, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{key} must be a finite number {allowed}, got {value}")
     if (value <= low if open_low else value < low) or (high is not None and value > high):
         raise ConfigError(f"{key} must be {allowed}, got {value}")
 
@@ -95,6 +101,7 @@ def validate_config(cfg: DictConfig) -> None:
     _check_number(cfg, "optim.optimizer.lr", 0, open_low=True)
     _check_number(cfg, "optim.optimizer.weight_decay", 0)
     _check_number(cfg, "optim.optimizer.momentum", 0, 1)
+    _check_number(cfg, "post.prune_finetune_lr_factor", 0, open_low=True)  # check_post_config lets inf through
     _check_data(cfg.data)
     _check_run(cfg)
     if float(cfg.kd.get("alpha") or 0) > 0 and not cfg.kd.get("terms"):

@@ -3,7 +3,8 @@
 Lightning restores weights, optimiser, scheduler, loop counters and (through the resumable train loader) the
 position inside the epoch; this module adds what Lightning leaves out: the RNG state and a signature that says
 which run wrote the checkpoint, so a directory reused by another config fails with a clear message instead of
-loading half a model.
+loading half a model. The checkpoint also stores the run's resolved config: a rerun whose settings would change
+the result is refused, because resuming it would label the old student with settings it was not trained with.
 """
 
 from __future__ import annotations
@@ -85,10 +86,8 @@ FIX = "pass resume=false to start over (the old checkpoints are moved aside), or
 def check_checkpoint(
     path: Path, signature: Mapping[str, Any], state: Mapping[str, Tensor], config: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Load ``path`` (``weights_only``) and check it was written by this run's architecture; return it.
-
-    Other config differences (a longer schedule, a new learning rate) are allowed and listed in a warning.
-    """
+    """Load ``path`` (``weights_only``), check it was written by this run's architecture and, given this run's
+    resolved ``config``, by the same settings (:func:`check_same_settings`); return it."""
     checkpoint = load_training_checkpoint(path)
     found = checkpoint.get("kdlab")
     if not isinstance(found, dict) or found.get("format") != SIGNATURE_FORMAT:
@@ -102,21 +101,78 @@ def check_checkpoint(
     if wrong:
         raise ConfigError(f"checkpoint {path} does not fit this run's model (e.g. {wrong[0]}); {FIX}")
     if config is not None and "config" in found:
-        changed = _changed_keys(json.loads(found["config"]), json.loads(json.dumps(config, default=str)))
-        if changed:
-            log.warning("resuming %s with a changed config: %s", path, ", ".join(changed[:10]))
+        check_same_settings(path, json.loads(found["config"]), config, epochs_started(checkpoint))
     return checkpoint
 
 
+# Settings a resumed run may change: they decide how a run is watched, logged, stored or sped up, never a number in
+# results.json. Every other key of the resolved config (data, augmentation, kd, optim, teacher, student, seeds,
+# trainer, post) must be what the checkpoint's run had. A key here also covers the keys below it.
+MAY_CHANGE = (
+    "resume",  # how this start treats the checkpoint
+    "logger",  # where metrics are sent
+    "cache_dir",  # where the teacher is looked up; the cache key itself covers what made the teacher
+    "checkpoint_every_n_steps",  # how often last.ckpt is written
+    "compile",  # torch.compile: the same computation, fused (rounding in the last bits only)
+    "channels_last",  # memory layout of the weights: the same values
+    "data.num_workers",  # loader processes
+    "data.download",  # whether a missing data set may be fetched; which data is used is in the other data keys
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.log_every_n_steps",
+    "hydra",  # output dir, launcher, job name
+)
+# May differ while it still covers every epoch the checkpoint has started: a longer schedule continues training as
+# a longer run from the start would have (when nothing derived from it changes: a cosine T_max that follows it does,
+# and is refused by name), a shorter one stops after the current epoch. Fewer epochs than were started: refused.
+MAX_EPOCHS = "trainer.max_epochs"
+SHOWN_CHANGES = 8  # changed keys named in the refusal; the rest are counted
+_UNSET = object()  # the value of a key one of the two configs does not have
+
+
+def epochs_started(checkpoint: Mapping[str, Any]) -> int:
+    """How many epochs the checkpoint's run had begun (the last one possibly unfinished), from Lightning's loops."""
+    try:
+        return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["ready"])
+    except (KeyError, TypeError, ValueError):
+        return int(checkpoint.get("epoch", 0)) + 1
+
+
+def check_same_settings(path: Path, old: Mapping[str, Any], new: Mapping[str, Any], started: int) -> None:
+    """Refuse to resume ``path`` (written by a run with config ``old`` that had begun ``started`` epochs) with
+    config ``new`` when a setting that changes the result differs: the student would continue, or be tested and
+    reported, under settings it was not trained with."""
+    before, after = _flat(old), _flat(json.loads(json.dumps(new, default=str)))
+    changed = [key for key in sorted(set(before) | set(after)) if before.get(key, _UNSET) != after.get(key, _UNSET)]
+    changed = [key for key in changed if not _may_change(key, after.get(key, _UNSET), started)]
+    if not changed:
+        return
+    shown = [f"{key} {_show(before.get(key, _UNSET))} -> {_show(after.get(key, _UNSET))}" for key in changed]
+    more = f" and {len(shown) - SHOWN_CHANGES} more" if len(shown) > SHOWN_CHANGES else ""
+    raise ConfigError(
+        f"cannot resume {path}: it was trained with other settings ({', '.join(shown[:SHOWN_CHANGES])}{more}); "
+        "resuming would report its student under settings it was not trained with. Pass hydra.run.dir=<new dir> "
+        "to run these settings in a new directory, or resume=false to start this one over (the old checkpoints "
+        "are moved aside)"
+    )
+
+
+def _may_change(key: str, new_value: Any, started: int) -> bool:
+    if key == MAX_EPOCHS:
+        return isinstance(new_value, int) and new_value >= started
+    return any(key == allowed or key.startswith(f"{allowed}.") for allowed in MAY_CHANGE)
+
+
+def _show(value: Any) -> str:
+    text = "(unset)" if value is _UNSET else json.dumps(value, default=str)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(node, dict):
+    """``{"a": {"b": 1}}`` as ``{"a.b": 1}``; lists and empty mappings are values of their own."""
+    if not isinstance(node, dict) or not node:
         return {prefix: node}
-    return {k: v for key, child in node.items() for k, v in _flat(child, f"{prefix}{key}.").items()}
-
-
-def _changed_keys(old: Any, new: Any) -> list[str]:
-    before, after = _flat(old), _flat(new)
-    return sorted(k.rstrip(".") for k in set(before) | set(after) if before.get(k) != after.get(k))
+    return {k: v for key, child in node.items() for k, v in _flat(child, f"{prefix}.{key}" if prefix else key).items()}
 
 
 def resumable_state(student: nn.Module, terms: Mapping[str, nn.Module]) -> dict[str, Tensor]:
