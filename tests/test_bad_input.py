@@ -82,7 +82,7 @@ def test_nan_and_inf_from_yaml_are_refused() -> None:
     """YAML's .nan and .inf (a config file, an experiment preset) arrive as floats, as nan/inf overrides do."""
     from omegaconf import OmegaConf
 
-    from kdlab.validate import validate_config
+    from kdlab.run.validate import validate_config
 
     for text, message in [
         ("kd: {temperature: .nan}", r"kd.temperature must be a finite number > 0, got nan"),

@@ -11,7 +11,7 @@ from PIL import Image
 
 from kdlab.data.synthetic import synthetic_data
 from kdlab.errors import ConfigError
-from kdlab.pipeline import run
+from kdlab.run import run
 
 
 def _train_batches(num_train: int, batch_size: int, world: int = 1, rank: int = 0, epoch: int = 0) -> list[list[int]]:

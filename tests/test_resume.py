@@ -118,7 +118,7 @@ def test_rerun_with_other_settings_is_refused_and_the_old_results_stay(tmp_path:
     from conftest import compose_config
 
     from kdlab.errors import ConfigError
-    from kdlab.pipeline import run
+    from kdlab.run import run
 
     run(compose_config(*FAST), tmp_path)
     before = _snapshot(tmp_path)
@@ -144,7 +144,7 @@ def test_cosmetic_changes_resume_and_a_changed_schedule_is_refused(tmp_path: Pat
     from conftest import compose_config
 
     from kdlab.errors import ConfigError
-    from kdlab.pipeline import run
+    from kdlab.run import run
 
     run(compose_config(*FAST), tmp_path)
     cosmetic = ["logger=csv", "trainer.enable_progress_bar=true", "trainer.log_every_n_steps=1"]
@@ -161,7 +161,7 @@ def test_a_longer_schedule_continues_training_and_a_shorter_one_is_refused(tmp_p
     from conftest import compose_config
 
     from kdlab.errors import ConfigError
-    from kdlab.pipeline import run
+    from kdlab.run import run
 
     run(compose_config(*FAST, "optim=sgd"), tmp_path)
     longer = run(compose_config(*FAST, "optim=sgd", "trainer.max_epochs=2"), tmp_path)
@@ -174,7 +174,7 @@ def test_a_longer_schedule_continues_training_and_a_shorter_one_is_refused(tmp_p
 
 def test_the_refusal_names_eight_changed_keys_then_counts_the_rest() -> None:
     from kdlab.errors import ConfigError
-    from kdlab.resume import check_same_settings
+    from kdlab.training.resume import check_same_settings
 
     old = {"kd": {f"w{i}": i for i in range(10)}, "logger": {"mode": "offline"}, "trainer": {"max_epochs": 3}}
     new = {"kd": {f"w{i}": i + 1 for i in range(10)}, "logger": {"mode": "online"}, "trainer": {"max_epochs": 2}}

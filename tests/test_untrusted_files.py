@@ -1,4 +1,4 @@
-"""Files a run directory holds are data, never code: kdlab.evaluate builds only kdlab's own targets, and every
+"""Files a run directory holds are data, never code: kdlab-evaluate builds only kdlab's own targets, and every
 ``torch.load`` in the package is weights-only."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from conftest import REPO
 from omegaconf import OmegaConf
 
 from kdlab.errors import ConfigError
-from kdlab.evaluate import evaluate_run, is_allowed_target, main
+from kdlab.report.evaluate import evaluate_run, is_allowed_target, main
 
 PACKAGE = REPO / "kdlab"
 
@@ -46,11 +46,11 @@ def test_evaluate_refuses_a_target_kdlab_does_not_build(
 ) -> None:
     marker = tmp_path / "it-ran"
     run_dir = _fake_run(tmp_path / "run", json.loads(json.dumps(config).replace("{marker}", str(marker))))
-    with pytest.raises(ConfigError, match=rf"results.json sets {key}='{target}', which kdlab.evaluate does not build"):
+    with pytest.raises(ConfigError, match=rf"results.json sets {key}='{target}', which kdlab-evaluate does not build"):
         evaluate_run(run_dir)
     assert main([str(run_dir)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"kdlab.evaluate: error: results.json sets {key}='{target}'")
+    assert len(err) == 1 and err[0].startswith(f"kdlab-evaluate: error: results.json sets {key}='{target}'")
     assert not marker.exists()
 
 

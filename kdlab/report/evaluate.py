@@ -1,4 +1,4 @@
-"""``python -m kdlab.report.evaluate RUN_DIR [post.key=value …]``: the compression report of a finished run, recomputed.
+"""``kdlab-evaluate RUN_DIR [post.key=value …]``: the compression report of a finished run, recomputed.
 
 For runs made before the report existed, to add post steps afterwards (``post.quantize=int8 post.prune=0.5``), or to
 pick up the sweep's baseline student once its job has finished. Data and models are rebuilt from the config stored in
@@ -51,7 +51,7 @@ ALLOWED_TARGET_PREFIXES = (
 )
 ALLOWED_TARGETS = (
     "timm.create_model",
-    "kdlab.ensemble.build_ensemble_teacher",
+    "kdlab.teacher.members.build_ensemble_teacher",
     "kdlab.tracking.wandb_logger",
     "pytorch_lightning.Trainer",
     "pytorch_lightning.loggers.CSVLogger",
@@ -101,7 +101,7 @@ def run_config(results: dict[str, Any], overrides: Sequence[str] = ()) -> DictCo
     bad = [item for item in overrides if not item.startswith("post.") or "=" not in item]
     if bad:
         raise ConfigError(
-            f"kdlab.report.evaluate takes only post.<key>=<value> overrides (model and data are fixed), got {bad}"
+            f"kdlab-evaluate takes only post.<key>=<value> overrides (model and data are fixed), got {bad}"
         )
     defaults = OmegaConf.load(Path(config_dir()) / "post" / "default.yaml")
     cfg = OmegaConf.merge(
@@ -129,7 +129,7 @@ def check_targets(node: Any, where: str = "") -> None:
     if target is not None and not is_allowed_target(target):
         key = f"{where}._target_" if where else "_target_"
         raise ConfigError(
-            f"results.json sets {key}={target!r}, which kdlab.evaluate does not build: only "
+            f"results.json sets {key}={target!r}, which kdlab-evaluate does not build: only "
             f"{', '.join(ALLOWED_TARGETS)} and {', '.join(p + '*' for p in ALLOWED_TARGET_PREFIXES)} (edited by hand?)"
         )
     for key, child in node.items():
@@ -171,7 +171,7 @@ def _distillation_module(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kdlab.report.evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="kdlab-evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a folder written by `python -m kdlab` (holds results.json)")
     parser.add_argument("overrides", nargs="*", help="post.* overrides, e.g. post.quantize=int8 post.prune=0.5")
     args = parser.parse_args(argv)
@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         evaluate_run(args.run_dir, args.overrides)
     except ConfigError as error:
-        print(f"kdlab.report.evaluate: error: {error}", file=sys.stderr)
+        print(f"kdlab-evaluate: error: {error}", file=sys.stderr)
         return 2
     print(f"report written to {args.run_dir / 'results.json'} and {args.run_dir / 'report.png'}")
     return 0

@@ -185,7 +185,9 @@ def _test_best_checkpoint(cfg, module, datamodule, best: ModelCheckpoint) -> flo
     tester = make_trainer(cfg.trainer, Path(best.dirpath), quiet=True, enable_progress_bar=False)
     with warnings.catch_warnings():  # Lightning asks for the ModelCheckpoint callback, which testing does not need
         warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
-        return tester.test(module, datamodule=datamodule, ckpt_path=best.best_model_path, verbose=False)[0]["test/acc"]
+        return tester.test(
+            module, datamodule=datamodule, ckpt_path=best.best_model_path, verbose=False, weights_only=True
+        )[0]["test/acc"]
 
 
 def _update_summary(logger, metrics: dict[str, Any]) -> None:
