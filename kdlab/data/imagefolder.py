@@ -201,4 +201,4 @@ def imagefolder_data(
 def _carve_files(files: FileSplit, fraction: float, seed: int) -> tuple[FileSplit, FileSplit]:
     """The same stratified cut as the in-memory path, on the file list."""
     keep, carved = stratified_split(Split(torch.arange(len(files)), files.targets), fraction, seed)
-    return (FileSplit([files.samples[i] for i in part.images.tolist()]) for part in (keep, carved))
+    return (files.subset(part.images.tolist()) for part in (keep, carved))
