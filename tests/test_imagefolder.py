@@ -50,8 +50,10 @@ def test_greyscale_tree_loads_as_one_channel_at_the_configured_size(tmp_path: Pa
     assert len(data.train) + len(data.val) == 40 and len(data.val) == 10 and len(data.test) == 12
     assert torch.bincount(data.val.targets).tolist() == [5, 5]  # carved stratified by class
     assert torch.bincount(data.test.targets).tolist() == [6, 6]
-    # the class is readable from the pixels: left-bright pictures are brighter on the left
-    left_minus_right = data.test.images[..., :8].mean(dim=(1, 2, 3)) - data.test.images[..., 8:].mean(dim=(1, 2, 3))
+    assert data.train.images.dtype == torch.uint8
+    # the class is readable from the model inputs: left-bright pictures are brighter on the left
+    inputs = torch.cat([batch["image"] for batch in data.model_batches("test")])
+    left_minus_right = inputs[..., :8].mean(dim=(1, 2, 3)) - inputs[..., 8:].mean(dim=(1, 2, 3))
     assert ((left_minus_right > 0) == (data.test.targets == 0)).all()
 
 

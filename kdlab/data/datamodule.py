@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytorch_lightning as pl
@@ -10,6 +11,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from kdlab.data.augment import apply_augment, check_augment
+from kdlab.data.mixing import BatchMixer
 from kdlab.data.sampling import (
     ResumableDataLoader,
     ResumableShuffleSampler,
@@ -17,7 +19,7 @@ from kdlab.data.sampling import (
     private_generator,
     shuffle_seed,
 )
-from kdlab.data.tensors import Split
+from kdlab.data.tensors import InputTransform, Split
 from kdlab.errors import ConfigError
 
 
@@ -57,7 +59,8 @@ def _check_classes(name: str, num_classes: int, train: Split) -> None:
 
 
 class InMemoryDataModule(pl.LightningDataModule):
-    """Train/val/test splits as tensors; augmentation runs on the batch after it reaches the device."""
+    """Train/val/test splits as (uint8) tensors; ``transform`` turns each batch into model inputs after it reaches the
+    device, then augmentation runs on it. Outside Lightning, :meth:`model_batches` gives the same model inputs."""
 
     def __init__(
         self,
@@ -68,6 +71,8 @@ class InMemoryDataModule(pl.LightningDataModule):
         num_classes: int,
         batch_size: int = 64,
         augment: str = "none",
+        transform: InputTransform | None = None,
+        mixer: BatchMixer | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -78,6 +83,9 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.num_classes = num_classes
         self.batch_size = batch_size
         self.augment = check_augment(augment)
+        channels, size = int(train.images.shape[1]), int(train.images.shape[-1])
+        self.transform = transform if transform is not None else InputTransform.identity(channels, size)
+        self.mixer = mixer
 
     @property
     def in_chans(self) -> int:
@@ -85,7 +93,22 @@ class InMemoryDataModule(pl.LightningDataModule):
 
     @property
     def image_size(self) -> int:
-        return int(self.train.images.shape[-1])
+        return self.transform.size
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one model input."""
+        return self.in_chans, self.image_size, self.image_size
+
+    def model_batches(
+        self, split: str, order: Tensor | None = None, batch_size: int | None = None
+    ) -> Iterator[dict[str, Tensor]]:
+        """Model-ready batches (float, resized, standardised; never augmented) of ``split``, in ``order`` (default:
+        the stored order), for everything that feeds a model outside Lightning (caches, reports, calibration)."""
+        data: Split = getattr(self, split)
+        order = torch.arange(len(data)) if order is None else torch.as_tensor(order, dtype=torch.long)
+        for chunk in order.split(batch_size or self.batch_size):
+            yield {"image": self.transform(data.images[chunk]), "target": data.targets[chunk], "index": chunk}
 
     @property
     def num_train(self) -> int:
@@ -132,7 +155,16 @@ class InMemoryDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test, shuffle=False)
 
+    def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        if self.mixer is not None and len(batch["index"]):
+            batch = {**batch, "mix_key": int(batch["index"][0])}  # read on the CPU: no device sync
+        return batch
+
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        if self.augment != "none" and self.trainer is not None and self.trainer.training:
+        batch = {**batch, "image": self.transform(batch["image"])}
+        training = self.trainer is not None and self.trainer.training
+        if self.augment != "none" and training:
             batch = {**batch, "image": apply_augment(self.augment, batch["image"])}
+        if self.mixer is not None and training and "mix_key" in batch:
+            batch = self.mixer(batch, shuffle_seed(), self.trainer.current_epoch)
         return batch

@@ -1,7 +1,11 @@
-"""Any ``root/train/<class>/*`` + ``root/test/<class>/*`` tree of image files, loaded once into memory."""
+"""Any ``root/train/<class>/*`` + ``root/test/<class>/*`` tree of image files: held in memory (uint8) when small,
+streamed from disk (:mod:`kdlab.data.streaming`) when not."""
 
 from __future__ import annotations
 
+import logging
+import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +14,25 @@ from PIL import Image
 from torchvision.datasets import ImageFolder
 
 from kdlab.data.datamodule import InMemoryDataModule
-from kdlab.data.tensors import Split, normalise, resize, stratified_split
+from kdlab.data.mixing import BatchMixer, check_mixing
+from kdlab.data.streaming import (
+    CHANNEL_MODES,
+    DECODE_ERRORS,
+    LEGACY_AUGMENTATIONS,
+    FileSplit,
+    StreamingDataModule,
+    TransformSpec,
+    build_transform,
+    check_augment_name,
+    estimate_mean_std,
+    is_timm_augment,
+    open_image,
+    unreadable_message,
+)
+from kdlab.data.tensors import Split, fit_input_transform, stratified_split
 from kdlab.errors import ConfigError
 
-CHANNEL_MODES = {1: "L", 3: "RGB"}
+log = logging.getLogger(__name__)
 
 
 def _folder(root: Path, split: str, required: bool) -> ImageFolder | None:
@@ -37,27 +56,70 @@ def _detect_channels(folder: ImageFolder, sample: int = 64) -> int:
     return 1
 
 
-def _flatten(img: Image.Image, mode: str) -> Image.Image:
-    """``img`` in ``mode`` ("L" or "RGB"), transparency composited onto white as an image viewer shows it.
-
-    PIL's plain ``convert`` drops alpha and keeps whatever colour transparent pixels happen to store (icons and
-    cut-outs often hide black or a flat grey there), which would erase the shape the alpha channel draws.
-    """
-    if img.has_transparency_data:
-        rgba = img.convert("RGBA")
-        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    return img.convert(mode)
+def _decode(path: str, channels: int, image_size: int) -> torch.Tensor | str:
+    """One file as a (C, S, S) uint8 tensor, or why it cannot be decoded."""
+    try:
+        pixels = np.asarray(open_image(path, channels).resize((image_size, image_size)), dtype=np.uint8)
+    except DECODE_ERRORS as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return torch.from_numpy(pixels.copy()).reshape(image_size, image_size, channels).permute(2, 0, 1)
 
 
-def _load(folder: ImageFolder, channels: int, image_size: int, class_index: dict[str, int]) -> Split:
-    images, targets = [], []
+def _load(folder: ImageFolder, channels: int, image_size: int, class_index: dict[str, int], skip: bool) -> Split:
+    images, targets, skipped = [], [], 0
     for path, target in folder.samples:
-        with Image.open(path) as img:
-            pixels = np.asarray(_flatten(img, CHANNEL_MODES[channels]).resize((image_size, image_size)), dtype=np.uint8)
-        images.append(torch.from_numpy(pixels.copy()).reshape(image_size, image_size, channels).permute(2, 0, 1))
+        pixels = _decode(path, channels, image_size)
+        if isinstance(pixels, str):
+            if not skip:
+                raise ConfigError(unreadable_message(path, pixels))
+            skipped += 1
+            log.warning("skipping unreadable image %s (%s)", path, pixels)
+            continue
+        images.append(pixels)
         targets.append(class_index[folder.classes[target]])
-    stacked = torch.stack(images).float() / 255.0
-    return Split(resize(stacked, image_size), torch.tensor(targets, dtype=torch.long))
+    if skipped:
+        log.warning("%d unreadable image(s) skipped under %s", skipped, folder.root)
+    return Split(torch.stack(images), torch.tensor(targets, dtype=torch.long))
+
+
+def _files(folder: ImageFolder, class_index: dict[str, int]) -> FileSplit:
+    return FileSplit([(path, class_index[folder.classes[t]]) for path, t in folder.samples])
+
+
+def _check_classes(base: Path, train: ImageFolder, other: ImageFolder, name: str) -> None:
+    """``other``'s classes must be train's; the message names what differs."""
+    if other.classes == train.classes:
+        return
+    extra = sorted(set(other.classes) - set(train.classes))
+    lacking = sorted(set(train.classes) - set(other.classes))
+    detail = f"class folder(s) {extra} in {name}/ are not in train/" if extra else f"{name}/ lacks {lacking}"
+    raise ConfigError(f"train/ and {name}/ under {base} have different class folders: {detail}")
+
+
+def decoded_bytes(folders: list[ImageFolder], channels: int, image_size: int) -> int:
+    """What the in-memory path would hold: every image as uint8 at ``image_size``."""
+    return sum(len(f.samples) for f in folders) * channels * image_size * image_size
+
+
+def default_memory_budget() -> int:
+    """A quarter of the machine's physical memory: room for the models, the workers and everything else."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+
+
+def choose_in_memory(in_memory: bool | str, augment: str, needed: int, budget_gb: float | None) -> bool:
+    """``auto`` holds the set in memory when it fits the budget and the recipe runs on tensors (timm's per-image
+    recipes need the decoded PIL images: streaming)."""
+    if in_memory not in ("auto", True, False):
+        raise ConfigError(f"data.in_memory must be auto, true or false, got {in_memory!r}")
+    if in_memory is True and is_timm_augment(augment):
+        raise ConfigError(
+            f"data.augment={augment} transforms each decoded image: it needs data.in_memory=false (or auto); "
+            f"in memory: {', '.join(LEGACY_AUGMENTATIONS)}"
+        )
+    if in_memory != "auto":
+        return bool(in_memory)
+    budget = default_memory_budget() if budget_gb is None else float(budget_gb) * 1024**3
+    return needed <= budget and not is_timm_augment(augment)
 
 
 def imagefolder_data(
@@ -68,29 +130,75 @@ def imagefolder_data(
     val_fraction: float = 0.1,
     split_seed: int = 0,
     augment: str = "none",
-) -> InMemoryDataModule:
-    """Greyscale or RGB images resized to ``image_size``; a ``val/`` folder is used when present, else carved."""
+    in_memory: bool | str = "auto",
+    memory_budget_gb: float | None = None,
+    num_workers: int | str = "auto",
+    mixup: float = 0.0,
+    cutmix: float = 0.0,
+    random_erasing: float = 0.0,
+    interpolation: str = "bilinear",
+    crop_pct: float | None = None,
+    mean: list[float] | None = None,
+    std: list[float] | None = None,
+    skip_bad_files: bool = False,
+    val_folder: str = "val",
+    test_folder: str = "test",
+) -> InMemoryDataModule | StreamingDataModule:
+    """Greyscale or RGB images at ``image_size``; a ``val/`` folder is used when present, else carved from train.
+
+    Held in memory as uint8 when small (``in_memory=auto``: when the decoded set fits ``memory_budget_gb``, default
+    a quarter of RAM), else streamed from disk by ``num_workers`` processes with timm's transforms.
+    """
     if not root:
         raise ConfigError("data.root is not set: pass data.root=/path/with/train/and/test")
     base = Path(root).expanduser()
     if not base.is_dir():
         raise ConfigError(f"data.root {base} does not exist")
-    train_folder, test_folder = _folder(base, "train", True), _folder(base, "test", True)
-    if train_folder.classes != test_folder.classes:
-        raise ConfigError(f"train/ and test/ under {base} have different class folders")
+    check_augment_name(augment)
+    check_mixing(mixup, cutmix, batch_size)
+    train_folder, test_images = _folder(base, "train", True), _folder(base, test_folder, True)
+    _check_classes(base, train_folder, test_images, test_folder)
+    val_images = _folder(base, val_folder, False)
+    if val_images is not None:
+        _check_classes(base, train_folder, val_images, val_folder)
     if channels == "auto":
         channels = _detect_channels(train_folder)
     if channels not in CHANNEL_MODES:
         raise ConfigError(f"data.channels must be auto, 1 or 3, got {channels}")
     class_index = {name: i for i, name in enumerate(train_folder.classes)}
-    train = _load(train_folder, channels, image_size, class_index)
-    test = _load(test_folder, channels, image_size, class_index)
-    val_folder = _folder(base, "val", False)
-    if val_folder is not None:
-        val = _load(val_folder, channels, image_size, class_index)
+    folders = [f for f in (train_folder, val_images, test_images) if f is not None]
+    name, classes = f"imagefolder:{base.name}", len(class_index)
+    mixer = BatchMixer(mixup, cutmix, classes) if (mixup or cutmix) else None
+    if choose_in_memory(in_memory, augment, decoded_bytes(folders, channels, image_size), memory_budget_gb):
+        if random_erasing:
+            raise ConfigError("data.random_erasing erases per decoded image: it needs data.in_memory=false (or auto)")
+        load = partial(_load, channels=channels, image_size=image_size, class_index=class_index, skip=skip_bad_files)
+        train, test = load(train_folder), load(test_images)
+        if val_images is not None:
+            val = load(val_images)
+        else:
+            train, val = stratified_split(train, val_fraction, split_seed)
+        transform = fit_input_transform(train, scale=255.0, size=image_size)
+        return InMemoryDataModule(
+            name, train, val, test, classes, batch_size=batch_size, augment=augment, transform=transform, mixer=mixer
+        )
+    train_files, test_files = _files(train_folder, class_index), _files(test_images, class_index)
+    if val_images is not None:
+        val_files = _files(val_images, class_index)
     else:
-        train, val = stratified_split(train, val_fraction, split_seed)
-    normalise(train, val, test)
-    return InMemoryDataModule(
-        f"imagefolder:{base.name}", train, val, test, len(class_index), batch_size=batch_size, augment=augment
+        train_files, val_files = _carve_files(train_files, val_fraction, split_seed)
+    if mean is None or std is None:
+        mean, std = estimate_mean_std(train_files, channels, image_size)
+    spec = TransformSpec(
+        image_size, channels, tuple(mean), tuple(std), augment, interpolation, crop_pct, float(random_erasing)
     )
+    build_transform(spec, train=True)  # a bad recipe fails here, not in a worker
+    return StreamingDataModule(
+        name, train_files, val_files, test_files, classes, spec, batch_size, num_workers, skip_bad_files, mixer
+    )
+
+
+def _carve_files(files: FileSplit, fraction: float, seed: int) -> tuple[FileSplit, FileSplit]:
+    """The same stratified cut as the in-memory path, on the file list."""
+    keep, carved = stratified_split(Split(torch.arange(len(files)), files.targets), fraction, seed)
+    return (files.subset(part.images.tolist()) for part in (keep, carved))

@@ -51,6 +51,22 @@ class ResumableShuffleSampler(DistributedSampler):
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._skip = {"epoch": int(state["epoch"]), "yielded": int(state["yielded"])}
 
+    def resume_offset(self) -> int:
+        """Where the next pass over ``self.epoch`` starts: the restored position, else 0."""
+        if self._skip is not None and self._skip["epoch"] == self.epoch:
+            return min(self._skip["yielded"], self.num_samples)
+        return 0
+
+
+class EpochTaggedSampler(ResumableShuffleSampler):
+    """Yields ``(epoch, index)``: a dataset that draws random augmentations per sample seeds them from the pair, so
+    they do not depend on which worker process (or which copy of the dataset) decodes the sample."""
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        epoch = int(self.epoch)
+        for index in super().__iter__():
+            yield epoch, index
+
 
 class ShardSampler(DistributedSampler):
     """Evaluation shards without padding: rank ``r`` takes indices ``r, r + n, …`` so every sample counts once.
@@ -72,10 +88,26 @@ class ShardSampler(DistributedSampler):
 
 
 class ResumableDataLoader(DataLoader):
-    """A DataLoader whose sampler state rides in Lightning's checkpoint (it has ``state_dict``/``load_state_dict``)."""
+    """A DataLoader whose sampler state rides in Lightning's checkpoint (it has ``state_dict``/``load_state_dict``).
+
+    The saved position counts the batches this loader has *delivered* (times the batch size), not the indices the
+    sampler has handed out: with worker processes the sampler runs ``num_workers × prefetch_factor`` batches ahead,
+    and those prefetched batches have not been trained on.
+    """
+
+    _delivered: int | None = None  # sampler positions consumed by delivered batches in the current pass
+
+    def __iter__(self) -> Iterator[Any]:
+        self._delivered = self.sampler.resume_offset()  # type: ignore[union-attr]
+        for batch in super().__iter__():
+            self._delivered = min(self._delivered + self.batch_size, len(self.sampler))  # type: ignore[arg-type]
+            yield batch
 
     def state_dict(self) -> dict[str, Any]:
-        return self.sampler.state_dict()  # type: ignore[union-attr]
+        state = self.sampler.state_dict()  # type: ignore[union-attr]
+        if self._delivered is not None:
+            state["yielded"] = int(self._delivered)
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.sampler.load_state_dict(state)  # type: ignore[union-attr]

@@ -1,7 +1,13 @@
-"""Image tensors held in memory: splitting, resizing and normalising them deterministically."""
+"""Image tensors held in memory: splitting, resizing and normalising them deterministically.
+
+Splits hold the images as they were read (uint8, at the source resolution where a resize can wait); an
+:class:`InputTransform` turns a batch of them into model inputs (float, resized, standardised) on the device, so the
+set takes a quarter of the memory float32 would and every batch is transformed where the model runs.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -14,7 +20,7 @@ from kdlab.errors import ConfigError
 
 @dataclass
 class Split:
-    """One split of a data set: float images (N, C, H, W) and int64 labels (N,)."""
+    """One split of a data set: images (N, C, H, W; uint8 as read, or float) and int64 labels (N,)."""
 
     images: Tensor
     targets: Tensor
@@ -49,10 +55,53 @@ def resize(images: Tensor, size: int) -> Tensor:
     return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
-def normalise(train: Split, *others: Split) -> tuple[Tensor, Tensor]:
-    """Standardise every split in place with the training split's per-channel mean and std; return them."""
-    mean = train.images.mean(dim=(0, 2, 3), keepdim=True)
-    std = train.images.std(dim=(0, 2, 3), keepdim=True).clamp(min=1e-6)
-    for split in (train, *others):
-        split.images = (split.images - mean) / std
-    return mean.flatten(), std.flatten()
+@dataclass
+class InputTransform:
+    """Stored images -> model inputs: ``x / scale``, resized to ``size``, standardised by the train ``mean``/``std``.
+
+    Applied per batch, on whatever device the batch is on; the same arithmetic as transforming the whole set once.
+    """
+
+    scale: float
+    size: int
+    mean: Tensor
+    std: Tensor
+
+    def __call__(self, images: Tensor) -> Tensor:
+        x = resize(images.float() / self.scale, self.size)
+        return (x - self.mean.to(x.device)[None, :, None, None]) / self.std.to(x.device)[None, :, None, None]
+
+    @classmethod
+    def identity(cls, channels: int, size: int) -> InputTransform:
+        """For images that are already model inputs (the synthetic set)."""
+        return cls(1.0, size, torch.zeros(channels), torch.ones(channels))
+
+
+EXACT_STATS_BYTES = 1024**3  # below this the statistics come from one float copy of the split, as they always did
+
+
+def _scaled_chunks(images: Tensor, scale: float, size: int, chunk: int) -> Iterator[Tensor]:
+    for start in range(0, len(images), chunk):
+        yield resize(images[start : start + chunk].float() / scale, size)
+
+
+def fit_input_transform(train: Split, scale: float, size: int, chunk: int = 512) -> InputTransform:
+    """The per-channel mean and std of the scaled, resized training images (std unbiased, floored at 1e-6).
+
+    Small sets are reduced in one float copy (bit-identical to standardising the float set); large ones in chunks
+    with float64 sums, so the float copy never exists.
+    """
+    n, c = len(train.images), train.images.shape[1]
+    if n * c * size * size * 4 <= EXACT_STATS_BYTES:
+        x = resize(train.images.float() / scale, size)
+        mean, std = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
+    else:
+        total, squares = torch.zeros(c, dtype=torch.float64), torch.zeros(c, dtype=torch.float64)
+        for x in _scaled_chunks(train.images, scale, size, chunk):
+            total += x.double().sum(dim=(0, 2, 3))
+            squares += x.double().pow(2).sum(dim=(0, 2, 3))
+        count = n * size * size
+        mean = total / count
+        std = ((squares - count * mean.pow(2)) / max(count - 1, 1)).clamp(min=0).sqrt()
+        mean, std = mean.float(), std.float()
+    return InputTransform(float(scale), int(size), mean, std.clamp(min=1e-6))

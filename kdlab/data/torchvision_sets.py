@@ -9,7 +9,7 @@ import torch
 from torchvision import datasets
 
 from kdlab.data.datamodule import InMemoryDataModule
-from kdlab.data.tensors import Split, normalise, resize, stratified_split
+from kdlab.data.tensors import Split, fit_input_transform, stratified_split
 from kdlab.errors import ConfigError
 
 DATASETS = {"cifar10": (datasets.CIFAR10, 10), "cifar100": (datasets.CIFAR100, 100), "mnist": (datasets.MNIST, 10)}
@@ -32,7 +32,7 @@ def _as_split(dataset) -> Split:
     data = dataset.data
     images = torch.as_tensor(np.asarray(data))
     images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
-    return Split(images.float() / 255.0, torch.as_tensor(np.asarray(dataset.targets), dtype=torch.long))
+    return Split(images.to(torch.uint8), torch.as_tensor(np.asarray(dataset.targets), dtype=torch.long))
 
 
 def torchvision_data(
@@ -46,7 +46,8 @@ def torchvision_data(
     augment: str = "none",
     train_subset: int | None = None,
 ) -> InMemoryDataModule:
-    """The official train/test split, a stratified val split carved from train, standardised, held in memory."""
+    """The official train/test split, a stratified val split carved from train, held in memory as uint8 at the
+    source resolution; resized and standardised per batch on the device."""
     if name not in DATASETS:
         raise ConfigError(f"data.name must be one of {', '.join(DATASETS)}, got '{name}'")
     if not 0.0 < float(val_fraction) < 1.0:
@@ -62,7 +63,8 @@ def torchvision_data(
         if int(train_subset) < len(train):
             train, _ = stratified_split(train, len(train) - int(train_subset), split_seed)
     train, val = stratified_split(train, val_fraction, split_seed)
-    for split in (train, val, test):
-        split.images = resize(split.images, image_size)
-    normalise(train, val, test)
-    return InMemoryDataModule(name, train, val, test, DATASETS[name][1], batch_size=batch_size, augment=augment)
+    transform = fit_input_transform(train, scale=255.0, size=image_size)
+    classes = DATASETS[name][1]
+    return InMemoryDataModule(
+        name, train, val, test, classes, batch_size=batch_size, augment=augment, transform=transform
+    )

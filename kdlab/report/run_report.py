@@ -76,8 +76,8 @@ def build_report(
     if baseline is not None:
         models["baseline"] = (baseline, cfg.student.name)
     models["student"] = (student, cfg.student.name)
-    test_batches = list(datamodule.test_dataloader())
-    input_shape = tuple(datamodule.test.images.shape[1:])
+    test_batches = list(datamodule.model_batches("test"))
+    input_shape = datamodule.input_shape
     extras: dict[str, Any] = {}
     if post.get("quantize") == "int8":
         _run_step("int8", extras, lambda: _add_int8(models, student, cfg, datamodule))
@@ -179,7 +179,7 @@ def _calibration_batches(datamodule: InMemoryDataModule, count: int, seed: int) 
     """``count`` batches of training images in a seeded random order (a re-evaluation calibrates identically)."""
     order = torch.randperm(datamodule.num_train, generator=torch.Generator().manual_seed(seed))
     order = order[: count * datamodule.batch_size]
-    return [{"image": datamodule.train.images[chunk]} for chunk in order.split(datamodule.batch_size)]
+    return [{"image": batch["image"]} for batch in datamodule.model_batches("train", order)]
 
 
 def _add_pruned(

@@ -30,7 +30,8 @@ from kdlab.training.teacher_outputs import SPLITS, TeacherOutputTable, TeacherTa
 
 log = logging.getLogger(__name__)
 
-FORMAT = "kdlab.training.teacher_outputs/1"
+FORMAT = "kdlab.teacher_outputs/1"
+FINGERPRINT_BATCH = 512  # model inputs are hashed in chunks of this many images
 MAX_TABLE_BYTES = 2 * 1024**3  # stage maps of a large data set would not fit in memory: run the teacher online
 
 
@@ -69,7 +70,8 @@ def fingerprint(named: Iterable[tuple[str, Tensor]]) -> str:
 
 def output_cache_key(teacher: nn.Module, datamodule: InMemoryDataModule, taps: TeacherTaps) -> str:
     """Teacher weights + transformed inputs of every split + taps (see the module docstring)."""
-    inputs = [(f"{s}/images", getattr(datamodule, s).images) for s in SPLITS]
+    batches = ((s, datamodule.model_batches(s, batch_size=FINGERPRINT_BATCH)) for s in SPLITS)  # not data.batch_size
+    inputs = [(f"{s}/images", batch["image"]) for s, split in batches for batch in split]
     parts = [
         FORMAT,
         type(teacher).__name__,
@@ -97,7 +99,8 @@ def _evaluating(teacher: nn.Module) -> Iterator[nn.Module]:
 def estimated_bytes(teacher: nn.Module, datamodule: InMemoryDataModule, taps: TeacherTaps) -> int:
     """Size of the table, from one training sample through the teacher (stage maps only for ``train``)."""
     with _evaluating(teacher):
-        one = run_teacher(teacher, datamodule.train.images[:1].to(_device_of(teacher)), taps.stages, taps.embedding)
+        first = next(datamodule.model_batches("train", batch_size=1))["image"]
+        one = run_teacher(teacher, first.to(_device_of(teacher)), taps.stages, taps.embedding)
     per_sample_taps = sum(t.numel() * t.element_size() for t in one.features.values())
     if one.embedding is not None:
         per_sample_taps += one.embedding.numel() * one.embedding.element_size()
@@ -113,10 +116,9 @@ def compute_table(
     with _evaluating(teacher):
         device = _device_of(teacher)
         for split in SPLITS:
-            images = getattr(datamodule, split).images
             stages, emb = (taps.stages, taps.embedding) if split == "train" else ((), False)
-            chunks = [run_teacher(teacher, images[i : i + batch_size].to(device), stages, emb)
-                      for i in range(0, len(images), batch_size)]  # fmt: skip
+            batches = datamodule.model_batches(split, batch_size=batch_size)
+            chunks = [run_teacher(teacher, batch["image"].to(device), stages, emb) for batch in batches]
             logits[split] = torch.cat([c.logits for c in chunks]).cpu()
             if split == "train":
                 features = {s: torch.cat([c.features[s] for c in chunks]).cpu() for s in stages}
@@ -142,10 +144,24 @@ def load_table(path: Path, datamodule: InMemoryDataModule, taps: TeacherTaps) ->
     return table
 
 
+def _inputs_vary(datamodule) -> str | None:
+    """Why a table over this data cannot be used (streamed from disk, or mixed per batch), else None."""
+    if getattr(datamodule, "streaming", False):
+        return "the data set is streamed from disk"
+    if getattr(datamodule, "mixer", None) is not None:
+        return "data.mixup/data.cutmix mix the inputs every step"
+    return None
+
+
 def teacher_outputs_plan(
     cfg: DictConfig, teacher: nn.Module, datamodule: InMemoryDataModule, taps: TeacherTaps
 ) -> TeacherOutputsPlan:
     """Load or compute the teacher-output table when ``kd.cache_teacher`` allows it, else plan to run online."""
+    if (why := _inputs_vary(datamodule)) is not None:
+        if cfg.kd.get("cache_teacher") is True:
+            raise ConfigError(f"kd.cache_teacher=true needs fixed inputs, but {why}; use kd.cache_teacher=auto")
+        log.info("teacher outputs: online (%s)", why)
+        return TeacherOutputsPlan("online")
     if not cache_mode(cfg):
         augment = cfg.data.get("augment", "none")
         why = "kd.cache_teacher=false" if augment == "none" else f"data.augment={augment} changes the inputs every step"

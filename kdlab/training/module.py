@@ -114,7 +114,8 @@ class DistillationModule(pl.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         x, y = batch["image"], batch["target"]
         student = forward_with_taps(self.student, x, self.student_stages, self.needs_embedding)
-        losses = {"ce": F.cross_entropy(student.logits, y)}
+        # mixup/cutmix (kdlab.data.mixing): cross-entropy on the mixed soft labels; accuracy stays on the hard ones
+        losses = {"ce": F.cross_entropy(student.logits, batch.get("soft_target", y))}
         if self.terms:
             teacher = self._teacher_outputs(batch, "train", self.teacher_stages, self.needs_embedding)
             for term in self.terms.values():

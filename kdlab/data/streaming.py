@@ -1,0 +1,371 @@
+"""Image files streamed from disk: decoded and augmented (timm's transforms) in DataLoader worker processes.
+
+Memory stays bounded by what is in flight (``num_workers × prefetch_factor`` batches), whatever the folder's size.
+Every random choice for a training sample (crop box, flip, RandAugment ops, erasing) is seeded by (seed, epoch,
+sample index), so a batch does not depend on the worker count, on prefetching, or on where a run resumed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from PIL import Image, UnidentifiedImageError
+from timm.data import create_transform
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
+from torchvision import transforms
+
+from kdlab.data.mixing import BatchMixer, derived_seed, seeded_rngs
+from kdlab.data.sampling import EpochTaggedSampler, ResumableDataLoader, ShardSampler, private_generator, shuffle_seed
+from kdlab.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+LEGACY_AUGMENTATIONS = ("none", "crop_flip", "jitter")
+AUTO_AUGMENT_PREFIXES = ("rand-", "augmix", "original", "v0", "3a")  # timm's auto_augment vocabulary
+DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
+CHANNEL_MODES = {1: "L", 3: "RGB"}
+
+
+def is_timm_augment(name: str) -> bool:
+    return name == "rrc_flip" or name.startswith(AUTO_AUGMENT_PREFIXES)
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """How images become model inputs: size, normalisation and, for training, the augmentation recipe."""
+
+    size: int
+    channels: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: str = "none"
+    interpolation: str = "bilinear"
+    crop_pct: float | None = None
+    random_erasing: float = 0.0
+
+
+def _eval_transform(spec: TransformSpec) -> Any:
+    """Resize the short side to ``size / crop_pct`` and centre-crop ``size`` (timm's eval transform)."""
+    return create_transform(
+        spec.size,
+        is_training=False,
+        interpolation=spec.interpolation,
+        mean=spec.mean,
+        std=spec.std,
+        crop_pct=spec.crop_pct if spec.crop_pct is not None else 0.875,
+    )
+
+
+def _shift_transform(spec: TransformSpec, padding: int, padding_mode: str) -> Any:
+    """The in-memory recipes on decoded images: resize to ``size``, random ``padding``-px shift (and flip)."""
+    steps = [
+        transforms.Resize((spec.size, spec.size), interpolation=_interp(spec.interpolation)),
+        transforms.RandomCrop(spec.size, padding=padding, padding_mode=padding_mode),
+    ]
+    if spec.augment == "crop_flip":
+        steps.append(transforms.RandomHorizontalFlip())
+    steps += [transforms.ToTensor(), transforms.Normalize(spec.mean, spec.std)]
+    if spec.random_erasing:
+        steps.append(transforms.RandomErasing(p=spec.random_erasing))
+    return transforms.Compose(steps)
+
+
+def _interp(name: str) -> transforms.InterpolationMode:
+    try:
+        return transforms.InterpolationMode(name)
+    except ValueError as exc:
+        raise ConfigError(f"data.interpolation must be bilinear, bicubic or nearest, got '{name}'") from exc
+
+
+def build_transform(spec: TransformSpec, train: bool) -> Any:
+    """Eval: resize + centre crop. Train: ``none`` as eval; ``crop_flip``/``jitter`` as in memory; ``rrc_flip``:
+    RandomResizedCrop + flip; a timm auto-augment string (``rand-m9-mstd0.5-inc1``, ``augmix-m5-w4-d2`` …): the
+    same plus that policy. ``random_erasing`` is the probability of timm's random erasing on the train side."""
+    _interp(spec.interpolation)
+    if not train or spec.augment == "none":
+        return _eval_transform(spec)
+    if spec.augment == "crop_flip":
+        return _shift_transform(spec, max(1, spec.size // 8), "constant")
+    if spec.augment == "jitter":
+        return _shift_transform(spec, 2, "edge")
+    try:
+        return create_transform(
+            spec.size,
+            is_training=True,
+            auto_augment=None if spec.augment == "rrc_flip" else spec.augment,
+            color_jitter=None,
+            interpolation=spec.interpolation,
+            mean=spec.mean,
+            std=spec.std,
+            re_prob=float(spec.random_erasing),
+        )
+    except (AssertionError, KeyError, ValueError, IndexError) as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        raise ConfigError(f"data.augment={spec.augment} is not a timm augmentation ({reason})") from exc
+
+
+def check_augment_name(name: str, key: str = "data.augment") -> str:
+    """Today's names or timm's: ``rrc_flip``, ``rand-…``, ``augmix-…``, ``original``, ``v0``, ``3a``."""
+    if name in LEGACY_AUGMENTATIONS:
+        return name
+    if is_timm_augment(name):
+        build_transform(TransformSpec(32, 3, (0.5,) * 3, (0.5,) * 3, augment=name), train=True)  # parses it
+        return name
+    raise ConfigError(
+        f"{key} must be one of {', '.join(LEGACY_AUGMENTATIONS)}, rrc_flip or a timm auto-augment string "
+        f"(rand-m9-mstd0.5-inc1, augmix-m5-w4-d2, …), got '{name}'"
+    )
+
+
+def _flatten(img: Image.Image, mode: str) -> Image.Image:
+    """``img`` in ``mode`` ("L" or "RGB"), transparency composited onto white as an image viewer shows it.
+
+    PIL's plain ``convert`` drops alpha and keeps whatever colour transparent pixels happen to store (icons and
+    cut-outs often hide black or a flat grey there), which would erase the shape the alpha channel draws.
+    """
+    if img.has_transparency_data:
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return img.convert(mode)
+
+
+def open_image(path: str, channels: int) -> Image.Image:
+    """The decoded image in "L" (1 channel) or "RGB" (3), transparency composited onto white."""
+    with Image.open(path) as img:
+        img.load()
+        return _flatten(img, CHANNEL_MODES[channels])
+
+
+def unreadable_message(path: str, reason: str) -> str:
+    return f"cannot read image {path} ({reason}); fix or remove it, or pass data.skip_bad_files=true"
+
+
+class FileSplit:
+    """One split of an image folder: the file paths in one NumPy byte-string array and the labels in a tensor.
+
+    Not a list of Python tuples: every worker process touching such a list writes reference counts into its pages,
+    so each worker ends up with a private copy (hundreds of MB per worker for ImageNet's 1.28M files).
+    """
+
+    def __init__(self, samples: Sequence[tuple[str, int]]) -> None:
+        self.paths = np.array([os.fsencode(p) for p, _ in samples], dtype=np.bytes_)
+        self.targets = torch.tensor([t for _, t in samples], dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[str, int]:
+        return os.fsdecode(self.paths[index]), int(self.targets[index])
+
+    def subset(self, indices: Sequence[int]) -> FileSplit:
+        return FileSplit([self[i] for i in indices])
+
+
+class ImageFileDataset(Dataset):
+    """Decodes one file per item. A key is an index or ``(epoch, index)`` (from :class:`EpochTaggedSampler`); the
+    transform's random draws are seeded by (seed, epoch, index). An unreadable file gives a ``bad`` record instead
+    of an exception, so the main process can name it (or skip it) instead of a worker dying with a traceback."""
+
+    def __init__(self, split: FileSplit, transform: Any, channels: int, seed: int = 0) -> None:
+        self.split, self.transform, self.channels, self.seed = split, transform, channels, seed
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        path, target = self.split[index]
+        try:
+            image = open_image(path, self.channels)
+        except DECODE_ERRORS as exc:
+            return {"bad": (path, f"{type(exc).__name__}: {exc}")}
+        with seeded_rngs(derived_seed(self.seed, epoch, index)):
+            pixels = self.transform(image)
+        return {"image": pixels, "target": target, "index": index}
+
+
+def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Default collation of the readable samples; the unreadable ones listed under ``bad_files``."""
+    good = [s for s in samples if "bad" not in s]
+    bad = [s["bad"] for s in samples if "bad" in s]
+    batch = default_collate(good) if good else {"image": torch.empty(0), "target": torch.empty(0, dtype=torch.long)}
+    batch.setdefault("index", torch.empty(0, dtype=torch.long))
+    batch["bad_files"] = bad
+    return batch
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_num_workers(num_workers: int | str) -> int:
+    """``auto``: one per core (at most 8); more than the cores is allowed but warned about (they only contend)."""
+    cores = usable_cores()
+    if num_workers == "auto":
+        return min(8, cores)
+    if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
+        raise ConfigError(f"data.num_workers must be auto or an integer >= 0, got {num_workers!r}")
+    if num_workers > cores:
+        warnings.warn(
+            f"data.num_workers={num_workers} is more than this machine's {cores} cores: the workers will contend",
+            UserWarning,
+            stacklevel=2,
+        )
+    return num_workers
+
+
+class StreamingDataModule(pl.LightningDataModule):
+    """Train/val/test image files decoded in ``num_workers`` processes; batches are ``{image, target, index}`` of
+    model-ready float images, pinned when a GPU is present. Mixup/CutMix run on the device (see :mod:`mixing`)."""
+
+    streaming = True
+
+    def __init__(
+        self,
+        name: str,
+        train: FileSplit,
+        val: FileSplit,
+        test: FileSplit,
+        num_classes: int,
+        spec: TransformSpec,
+        batch_size: int = 64,
+        num_workers: int | str = "auto",
+        skip_bad_files: bool = False,
+        mixer: BatchMixer | None = None,
+        prefetch_factor: int = 2,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ConfigError(f"data.batch_size must be >= 1, got {batch_size}")
+        self.name, self.num_classes, self.batch_size = name, num_classes, batch_size
+        self.train, self.val, self.test = train, val, test
+        self.spec, self.augment = spec, spec.augment
+        self.num_workers = resolve_num_workers(num_workers)
+        self.prefetch_factor = prefetch_factor
+        self.skip_bad_files, self.skipped_files = skip_bad_files, set()
+        self.mixer = mixer
+
+    @property
+    def in_chans(self) -> int:
+        return self.spec.channels
+
+    @property
+    def image_size(self) -> int:
+        return self.spec.size
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.spec.channels, self.spec.size, self.spec.size
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train)
+
+    def _ranks(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def _dataset(self, split: FileSplit, train: bool) -> ImageFileDataset:
+        spec = self.spec if self.augment == self.spec.augment else _with_augment(self.spec, self.augment)
+        return ImageFileDataset(split, build_transform(spec, train), spec.channels, seed=shuffle_seed())
+
+    def _loader_options(self) -> dict[str, Any]:
+        workers = self.num_workers
+        options: dict[str, Any] = {"num_workers": workers, "collate_fn": collate_samples}
+        options["pin_memory"] = torch.cuda.is_available()
+        if workers:
+            options.update(prefetch_factor=self.prefetch_factor, persistent_workers=False)
+        return options
+
+    def train_dataloader(self) -> DataLoader:
+        """Seeded per-epoch shuffle, resumable mid-epoch by delivered batches; ``(epoch, index)`` keys."""
+        dataset, (world, rank) = self._dataset(self.train, train=True), self._ranks()
+        sampler = EpochTaggedSampler(dataset, num_replicas=world, rank=rank, seed=shuffle_seed())
+        return ResumableDataLoader(
+            dataset,
+            self.batch_size,
+            sampler=sampler,
+            drop_last=self.mixer is not None,  # mixing pairs images: no odd last batch
+            generator=private_generator(0),
+            **self._loader_options(),
+        )
+
+    def _eval_loader(self, split: FileSplit, order: Tensor | None = None, batch_size: int | None = None) -> DataLoader:
+        dataset: Dataset = self._dataset(split, train=False)
+        (world, rank), sampler = self._ranks(), None
+        if order is not None:
+            dataset = Subset(dataset, [int(i) for i in order])
+        elif world > 1:
+            sampler = ShardSampler(dataset, world, rank)
+        return DataLoader(dataset, batch_size or self.batch_size, sampler=sampler, **self._loader_options())
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.val)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.test)
+
+    def model_batches(
+        self, split: str, order: Tensor | None = None, batch_size: int | None = None
+    ) -> Iterator[dict[str, Tensor]]:
+        """Model-ready batches of ``split`` (eval transform, never augmented) in ``order``, decoded by the workers."""
+        for batch in self._eval_loader(getattr(self, split), order, batch_size):
+            yield self.drop_bad_files(batch)
+
+    def drop_bad_files(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Name the first unreadable file (a ConfigError), or with ``skip_bad_files`` count and log each once."""
+        bad = batch.pop("bad_files", [])
+        for path, reason in bad:
+            if not self.skip_bad_files:
+                raise ConfigError(unreadable_message(path, reason))
+            if path not in self.skipped_files:
+                self.skipped_files.add(path)
+                count = len(self.skipped_files)
+                log.warning("skipping unreadable image %s (%s); %d skipped so far", path, reason, count)
+        return batch
+
+    def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        batch = self.drop_bad_files(batch)
+        if self.mixer is not None and len(batch["index"]):
+            batch["mix_key"] = int(batch["index"][0])
+        return batch
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        trainer = self.trainer
+        if self.mixer is not None and trainer is not None and trainer.training and "mix_key" in batch:
+            batch = self.mixer(batch, shuffle_seed(), trainer.current_epoch)
+        return batch
+
+
+def _with_augment(spec: TransformSpec, augment: str) -> TransformSpec:
+    return TransformSpec(**{**spec.__dict__, "augment": check_augment_name(augment)})
+
+
+def estimate_mean_std(split: FileSplit, channels: int, size: int, count: int = 256) -> tuple[tuple, tuple]:
+    """Per-channel mean and std of up to ``count`` evenly spaced training images (resized, in [0, 1]): a streaming
+    set is never decoded whole, and a few hundred images pin the statistics down to a per cent or so."""
+    step = max(1, len(split) // count)
+    to_tensor = transforms.Compose([transforms.Resize((size, size)), transforms.ToTensor()])
+    images = []
+    for path, _ in (split[i] for i in range(0, len(split), step)[:count]):
+        try:
+            images.append(to_tensor(open_image(path, channels)))
+        except DECODE_ERRORS:
+            continue  # reported, with its path, when a loader reaches it
+    if not images:
+        raise ConfigError("no readable training image to compute data.mean/data.std from; set them explicitly")
+    stacked = torch.stack(images)
+    mean, std = stacked.mean(dim=(0, 2, 3)), stacked.std(dim=(0, 2, 3)).clamp(min=1e-6)
+    return tuple(mean.tolist()), tuple(std.tolist())
