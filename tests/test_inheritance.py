@@ -100,6 +100,5 @@ def test_summary_shows_three_inherited_numbers() -> None:
         }
     )
     assert line == (
-        "inherited: copied mistakes 50.00% (alone 25.00%) · P(wrong | teacher wrong) 75.00% · "
-        "ECE 2.00% (teacher 1.00%)"
+        "inherited: copied mistakes 50.00% (alone 25.00%) · P(wrong | teacher wrong) 75.00% · ECE 2.00% (teacher 1.00%)"
     )

@@ -106,3 +106,12 @@ def test_an_omitted_class_run_reports_the_bias_fix(tmp_path: Path) -> None:
     assert results[result_keys.OMITTED_TEST_ACC_CORRECTED] == pytest.approx(corrected)
     assert results[result_keys.OMITTED_TEST_ERRORS] == round((1 - results["report/student/top1"]) * test_size)
     assert results[result_keys.OMITTED_TEST_ACC_TEST_CHOSEN] >= results[result_keys.OMITTED_TEST_ACC_CORRECTED]
+
+
+def test_the_hinton_omitted_class_presets_share_the_distilled_presets_teacher() -> None:
+    distilled = compose_config("experiment=hinton_mnist_distilled")
+    omit3, only78 = compose_config("experiment=hinton_mnist_omit3"), compose_config("experiment=hinton_mnist_only78")
+    assert list(omit3.data.transfer_exclude_classes) == [3] and "transfer_include_classes" not in omit3.data
+    assert list(only78.data.transfer_include_classes) == [7, 8] and "transfer_exclude_classes" not in only78.data
+    assert teacher_cache_key(omit3) == teacher_cache_key(only78) == teacher_cache_key(distilled)
+    assert omit3.kd.temperature == distilled.kd.temperature == 20.0
