@@ -46,6 +46,49 @@ GENERATIONS_ENSEMBLE_ALL_TEST_ACC = "generations/ensemble_all_test_acc"
 
 REPORT_SOURCE = "report/source"
 
+# What the student inherits (kdlab.measure.inheritance), from the report's test logits; baseline keys need a kd=none job
+TEACHER_TEST_ECE = "teacher/test_ece"
+TEACHER_TEST_MEAN_CONFIDENCE = "teacher/test_mean_confidence"
+STUDENT_TEST_ECE = "student/test_ece"
+STUDENT_TEST_MEAN_CONFIDENCE = "student/test_mean_confidence"
+STUDENT_P_WRONG_GIVEN_TEACHER_WRONG = "student/p_wrong_given_teacher_wrong"
+STUDENT_P_WRONG_GIVEN_TEACHER_RIGHT = "student/p_wrong_given_teacher_right"
+STUDENT_COPIED_ERROR_RATE = "student/copied_error_rate"
+STUDENT_COPIED_ERROR_RATE_VS_BASELINE = "student/copied_error_rate_vs_baseline"
+BASELINE_TEST_ECE = "baseline/test_ece"
+BASELINE_TEST_MEAN_CONFIDENCE = "baseline/test_mean_confidence"
+BASELINE_P_WRONG_GIVEN_TEACHER_WRONG = "baseline/p_wrong_given_teacher_wrong"
+BASELINE_P_WRONG_GIVEN_TEACHER_RIGHT = "baseline/p_wrong_given_teacher_right"
+BASELINE_COPIED_ERROR_RATE = "baseline/copied_error_rate"
+CONFUSION_PLOT = "report/confusion_plot"
+INHERITANCE_KEYS = (
+    TEACHER_TEST_ECE,
+    TEACHER_TEST_MEAN_CONFIDENCE,
+    STUDENT_TEST_ECE,
+    STUDENT_TEST_MEAN_CONFIDENCE,
+    STUDENT_P_WRONG_GIVEN_TEACHER_WRONG,
+    STUDENT_P_WRONG_GIVEN_TEACHER_RIGHT,
+    STUDENT_COPIED_ERROR_RATE,
+    STUDENT_COPIED_ERROR_RATE_VS_BASELINE,
+    BASELINE_TEST_ECE,
+    BASELINE_TEST_MEAN_CONFIDENCE,
+    BASELINE_P_WRONG_GIVEN_TEACHER_WRONG,
+    BASELINE_P_WRONG_GIVEN_TEACHER_RIGHT,
+    BASELINE_COPIED_ERROR_RATE,
+)
+PER_CLASS_MARK = "/per_class_"  # every per-class key has it: <role>/per_class_acc/<class>, student/per_class_delta_…
+
+# Hinton et al. 2015 §3: a transfer set without some classes, and the output-bias fix chosen afterwards
+OMITTED_CLASSES = "student/omitted_classes"
+OMITTED_BIAS = "student/omitted_bias"
+OMITTED_TEST_ACC_CORRECTED = "student/test_acc_bias_corrected"
+OMITTED_TEST_ERRORS = "student/test_errors"
+OMITTED_TEST_ERRORS_CORRECTED = "student/test_errors_bias_corrected"
+OMITTED_TEST_ERRORS_ON_OMITTED = "student/test_errors_on_omitted"
+OMITTED_TEST_ERRORS_ON_OMITTED_CORRECTED = "student/test_errors_on_omitted_bias_corrected"
+OMITTED_BIAS_TEST_CHOSEN = "student/omitted_bias_test_chosen"
+OMITTED_TEST_ACC_TEST_CHOSEN = "student/test_acc_bias_test_chosen"
+
 DOCUMENTED: dict[str, str] = {
     STATUS: "completed | failed",
     SEED: "the run's seed",
@@ -81,6 +124,29 @@ DOCUMENTED: dict[str, str] = {
     GENERATIONS_ENSEMBLE_TEST_ACC: "born-again: ensemble of generations 1..N",
     GENERATIONS_ENSEMBLE_ALL_TEST_ACC: "born-again: ensemble of generations 0..N",
     REPORT_SOURCE: "`kdlab.report.evaluate` when the report was recomputed later",
+    TEACHER_TEST_ECE: "teacher expected calibration error on test (15 bins, torchmetrics)",
+    TEACHER_TEST_MEAN_CONFIDENCE: "teacher mean top-1 softmax probability on test",
+    STUDENT_TEST_ECE: "student expected calibration error on test",
+    STUDENT_TEST_MEAN_CONFIDENCE: "student mean top-1 softmax probability on test",
+    STUDENT_P_WRONG_GIVEN_TEACHER_WRONG: "P(student wrong | teacher wrong) on test",
+    STUDENT_P_WRONG_GIVEN_TEACHER_RIGHT: "P(student wrong | teacher right) on test",
+    STUDENT_COPIED_ERROR_RATE: "fraction of the teacher's test mistakes the student makes with the same wrong label",
+    STUDENT_COPIED_ERROR_RATE_VS_BASELINE: "student − baseline copied-error rate: what distillation transferred",
+    BASELINE_TEST_ECE: "the sweep's `kd=none` student: expected calibration error on test",
+    BASELINE_TEST_MEAN_CONFIDENCE: "the `kd=none` student: mean top-1 confidence on test",
+    BASELINE_P_WRONG_GIVEN_TEACHER_WRONG: "the `kd=none` student: P(wrong | teacher wrong)",
+    BASELINE_P_WRONG_GIVEN_TEACHER_RIGHT: "the `kd=none` student: P(wrong | teacher right)",
+    BASELINE_COPIED_ERROR_RATE: "the `kd=none` student: copied-error rate",
+    CONFUSION_PLOT: "`confusion.png`: test confusion matrices of teacher, baseline and student",
+    OMITTED_CLASSES: "classes left out of the student's transfer set (`data.transfer_*_classes`)",
+    OMITTED_BIAS: "bias added to the omitted classes' logits, chosen on the validation split",
+    OMITTED_TEST_ACC_CORRECTED: "student top-1 on test with that bias",
+    OMITTED_TEST_ERRORS: "student test errors before the bias fix",
+    OMITTED_TEST_ERRORS_CORRECTED: "student test errors with the validation-chosen bias",
+    OMITTED_TEST_ERRORS_ON_OMITTED: "of those, errors on test images of the omitted classes (before the fix)",
+    OMITTED_TEST_ERRORS_ON_OMITTED_CORRECTED: "errors on the omitted classes with the validation-chosen bias",
+    OMITTED_BIAS_TEST_CHOSEN: "the bias Hinton et al. would pick (best on test; optimistic, reported for comparison)",
+    OMITTED_TEST_ACC_TEST_CHOSEN: "student top-1 on test with the test-chosen bias",
 }
 
 
@@ -92,6 +158,12 @@ def member_key(label: str, field: str) -> str:
 def generation_key(generation: int, field: str) -> str:
     """A born-again generation's value: ``generations/<k>/<field>`` (test_acc, checkpoint)."""
     return f"{GENERATIONS}/{generation}/{field}"
+
+
+def per_class_key(role: str, field: str, label: str) -> str:
+    """A per-class value: ``<role>/per_class_acc/<class>`` (teacher, baseline, student) and
+    ``student/per_class_delta_vs_teacher/<class>``, ``student/per_class_delta_vs_baseline/<class>``."""
+    return f"{role}/per_class_{field}/{label}"
 
 
 def report_key(role: str, field: str) -> str:

@@ -137,6 +137,23 @@ def test_report_reaches_wandb(sweep: Path) -> None:
     assert len(tables) == 1 and tables[0]["report/table/nrows"] == len(ROWS)
 
 
+def test_inheritance_keys_against_the_baseline(sweep: Path) -> None:
+    """Every run reports what the student inherited, from the report's own test logits; the sweep's baseline too."""
+    results = results_of(sweep / "1")
+    for role in ("teacher", "baseline", "student"):
+        assert 0.0 <= results[f"{role}/test_ece"] <= 1.0
+        per_class = [results[f"{role}/per_class_acc/{c}"] for c in range(10)]
+        assert sum(per_class) / 10 == pytest.approx(results[f"report/{role}/top1"], abs=0.05)  # near-balanced split
+    difference = results["student/copied_error_rate"] - results["baseline/copied_error_rate"]
+    assert results["student/copied_error_rate_vs_baseline"] == pytest.approx(difference)
+    delta = results["student/per_class_acc/3"] - results["teacher/per_class_acc/3"]
+    assert results["student/per_class_delta_vs_teacher/3"] == pytest.approx(delta)
+    assert Path(results["report/confusion_plot"]).is_file()
+    assert "baseline/test_ece" not in results_of(sweep / "0")  # the baseline job is not its own baseline
+    offline = read_offline_run(Path(results["wandb/dir"]).parent)
+    assert any(step.get("report/confusion/_type") == "image-file" for step in offline["history"])
+
+
 def test_evaluate_recomputes_an_old_run(sweep: Path, tmp_path: Path) -> None:
     """A copy of the run, stripped back to what a run made before the report wrote, gets it from the evaluate CLI."""
     job = tmp_path / "sweep" / "1"

@@ -12,28 +12,39 @@ from kdlab.errors import ConfigError
 from kdlab.measure.inference import evaluating, model_device
 
 
+def predict_logits(model: nn.Module, batches: Iterable[Mapping[str, Tensor]]) -> tuple[Tensor, Tensor]:
+    """One pass in eval mode: the model's logits (float32, on CPU) and the targets, concatenated over ``batches``.
+
+    Accuracy, inheritance and calibration are all computed from these, so a report runs each model once."""
+    device = model_device(model)
+    logits, targets = [], []
+    with evaluating(model), torch.inference_mode():
+        for batch in batches:
+            logits.append(model(batch["image"].to(device)).float().cpu())
+            targets.append(batch["target"].cpu())
+    if not targets or sum(t.numel() for t in targets) == 0:
+        raise ConfigError("accuracy needs at least one sample, but the batches were empty")
+    return torch.cat(logits), torch.cat(targets)
+
+
+def accuracy_from_logits(
+    logits: Tensor, targets: Tensor, num_classes: int, top_k: Sequence[int] = (1, 5)
+) -> dict[str, float | None]:
+    """Micro-averaged top-k accuracy (``{"top1": …, "top5": …}``); a top-k with ``k >= num_classes`` is always 1,
+    so it is reported as None (e.g. top-5 on a 5-class task)."""
+    return {
+        f"top{k}": float(MulticlassAccuracy(num_classes, top_k=k, average="micro")(logits, targets))
+        if k < num_classes
+        else None
+        for k in top_k
+    }
+
+
 def evaluate_accuracy(
     model: nn.Module,
     batches: Iterable[Mapping[str, Tensor]],
     num_classes: int,
     top_k: Sequence[int] = (1, 5),
 ) -> dict[str, float | None]:
-    """Micro-averaged top-k accuracy (``{"top1": …, "top5": …}``) over batches of ``{"image", "target"}``.
-
-    A top-k with ``k >= num_classes`` is always 1, so it is reported as None (e.g. top-5 on a 5-class task).
-    """
-    device = model_device(model)
-    metrics = {
-        k: MulticlassAccuracy(num_classes, top_k=k, average="micro").to(device) for k in top_k if k < num_classes
-    }
-    seen = 0
-    with evaluating(model), torch.inference_mode():
-        for batch in batches:
-            logits = model(batch["image"].to(device))
-            target = batch["target"].to(device)
-            for metric in metrics.values():
-                metric.update(logits, target)
-            seen += target.numel()
-    if seen == 0:
-        raise ConfigError("accuracy needs at least one sample, but the batches were empty")
-    return {f"top{k}": float(metrics[k].compute()) if k in metrics else None for k in top_k}
+    """Micro-averaged top-k accuracy (``{"top1": …, "top5": …}``) over batches of ``{"image", "target"}``."""
+    return accuracy_from_logits(*predict_logits(model, batches), num_classes, top_k)

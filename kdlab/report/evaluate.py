@@ -25,6 +25,7 @@ from torch import nn
 
 from kdlab import result_keys
 from kdlab.data.datamodule import InMemoryDataModule
+from kdlab.data.transfer import data_source_config
 from kdlab.errors import ConfigError
 from kdlab.instantiate import build, build_optim
 from kdlab.io import write_json
@@ -64,7 +65,7 @@ def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = ()) -> dict[str
     results = read_results(run_dir)
     cfg = run_config(results, overrides)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule: InMemoryDataModule = build(cfg.data)
+    datamodule: InMemoryDataModule = build(data_source_config(cfg.data))
     shape = {"num_classes": datamodule.num_classes, "in_chans": datamodule.in_chans}
     student = build_model(cfg.student.model, role="student", **shape)
     load_into(student, run_dir / "student.pt", cfg.student.name, **shape)

@@ -25,12 +25,21 @@ from torch import nn
 from kdlab import result_keys
 from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.measure import is_quantized
+from kdlab.measure.accuracy import predict_logits
 from kdlab.measure.inference import evaluating
 from kdlab.models import build_model
 from kdlab.models.files import load_into, load_model_file, save_model
 from kdlab.post import check_onnx, export_onnx, quantization_mode, quantize_int8, weight_sparsity
 from kdlab.post.finetune import prune_and_distil
 from kdlab.report.baseline import load_baseline
+from kdlab.report.inheritance import (
+    CONFUSION_PNG,
+    ROLES,
+    inheritance_metrics,
+    is_inheritance_key,
+    log_confusion_image,
+    plot_confusion_matrices,
+)
 from kdlab.report.plots import plot_accuracy_vs_cost
 from kdlab.report.table import ModelReport, add_ratios, compression_report, render_table, report_to_dict
 from kdlab.training.module import DistillationModule
@@ -55,6 +64,7 @@ def finish_report(
         return {}
     rows, flat = build_report(cfg, Path(out_dir), module, datamodule)
     _log_wandb_table(logger, rows)
+    log_confusion_image(logger, Path(flat[result_keys.CONFUSION_PLOT]))
     return flat
 
 
@@ -86,6 +96,8 @@ def build_report(
     if post.get("export") == "onnx":
         _run_step("export", extras, lambda: _export_onnx(student, input_shape, test_batches, run_dir))
     latency = post.get("latency") or {}
+    fp32 = {role: predict_logits(model.cpu(), test_batches) for role, (model, _) in models.items() if role in ROLES}
+    targets = fp32["teacher"][1]
     on_cpu = {role: (model if is_quantized(model) else model.cpu(), name) for role, (model, name) in models.items()}
     measured = compression_report(  # all on CPU: a fine-tune on a GPU must not leave one row timed there
         on_cpu,
@@ -95,6 +107,7 @@ def build_report(
         threads=latency.get("threads"),
         warmup=int(latency.get("warmup", 5)),
         repeats=int(latency.get("repeats", 20)),
+        logits=fp32,
     )
     rows = add_ratios(measured, reference_role="teacher")
     flat = {
@@ -105,6 +118,10 @@ def build_report(
         **extras,
     }
     flat["report/plot"] = str(plot_accuracy_vs_cost([asdict(row) for row in rows], run_dir / REPORT_PNG))
+    logits = {role: outputs[0] for role, outputs in fp32.items()}
+    flat.update(inheritance_metrics(logits, targets, datamodule.num_classes))
+    confusion = plot_confusion_matrices(logits, targets, datamodule.num_classes, run_dir / CONFUSION_PNG)
+    flat[result_keys.CONFUSION_PLOT] = str(confusion)
     flat["report/wall_time_s"] = time.perf_counter() - started
     print_report(rows, flat)
     return rows, flat
@@ -112,7 +129,7 @@ def build_report(
 
 def is_report_key(key: str) -> bool:
     """Keys written by the report (replaced as a whole when ``kdlab.report.evaluate`` recomputes it)."""
-    return key.startswith(REPORT_KEY_PREFIXES)
+    return key.startswith(REPORT_KEY_PREFIXES) or is_inheritance_key(key)
 
 
 def print_report(rows: list[ModelReport], flat: Mapping[str, Any]) -> None:

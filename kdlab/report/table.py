@@ -9,7 +9,7 @@ from rich.table import Table
 from torch import Tensor, nn
 
 from kdlab.errors import ConfigError
-from kdlab.measure.accuracy import evaluate_accuracy
+from kdlab.measure.accuracy import accuracy_from_logits, predict_logits
 from kdlab.measure.latency import measure_latency
 from kdlab.measure.macs import count_macs
 from kdlab.measure.params import count_nonzero_parameters, count_parameters
@@ -54,8 +54,12 @@ def compression_report(
     threads: int | None = None,
     warmup: int = 5,
     repeats: int = 20,
+    logits: Mapping[str, tuple[Tensor, Tensor]] | None = None,
 ) -> list[ModelReport]:
     """Measure every ``role -> (model, name)`` on the same batches, input shape and thread count.
+
+    ``logits`` maps a role to its ``(logits, targets)`` on these batches when the caller already ran the model
+    (``predict_logits``); those roles are not run again for their accuracy.
 
     ``batches`` is iterated once per model, so it must be re-iterable (a list or a DataLoader, not a generator).
     ``input_shape`` is one sample without the batch dimension; latency is timed at batch 1 and batch 32.
@@ -63,7 +67,9 @@ def compression_report(
     if iter(batches) is batches:
         raise ConfigError("compression_report iterates the batches once per model: pass a list or a DataLoader")
     return [
-        _measure(role, model, name, batches, input_shape, num_classes, threads, warmup, repeats)
+        _measure(
+            role, model, name, batches, input_shape, num_classes, threads, warmup, repeats, (logits or {}).get(role)
+        )
         for role, (model, name) in models.items()
     ]
 
@@ -78,8 +84,9 @@ def _measure(
     threads: int | None,
     warmup: int,
     repeats: int,
+    known: tuple[Tensor, Tensor] | None = None,
 ) -> ModelReport:
-    accuracy = evaluate_accuracy(model, batches, num_classes)
+    accuracy = accuracy_from_logits(*(known or predict_logits(model, batches)), num_classes)
     b1, large = (
         measure_latency(model, input_shape, batch, warmup=warmup, repeats=repeats, threads=threads)
         for batch in (1, LARGE_BATCH)

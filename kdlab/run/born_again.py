@@ -28,6 +28,7 @@ from rich.table import Table
 
 from kdlab import result_keys
 from kdlab.data.datamodule import InMemoryDataModule
+from kdlab.data.transfer import data_source_config
 from kdlab.errors import ConfigError
 from kdlab.instantiate import build
 from kdlab.models import build_model
@@ -91,7 +92,7 @@ def run_generations(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     count = check_generations(cfg.kd.generations)
     validate_config(generation_config(cfg, 0, None))
-    datamodule: InMemoryDataModule = build(cfg.data)
+    datamodule: InMemoryDataModule = build(data_source_config(cfg.data))
     zero = train_generation_zero(cfg, datamodule)
     checkpoints, runs = [str(zero.path)], []
     for k in range(1, count + 1):

@@ -17,10 +17,12 @@ from torch import nn
 
 from kdlab import result_keys
 from kdlab.data.datamodule import InMemoryDataModule
+from kdlab.data.transfer import data_source_config, omitted_classes, restrict_transfer_set
 from kdlab.instantiate import build, build_optim
 from kdlab.measure.params import count_parameters
 from kdlab.models import build_model
 from kdlab.models.files import save_model
+from kdlab.report.omitted_bias import omitted_bias_metrics
 from kdlab.report.run_report import finish_report
 from kdlab.run.results import hydra_choices, write_results
 from kdlab.run.summary import print_summary
@@ -74,13 +76,15 @@ class RunSetup:
     source: TeacherSource
     outputs: TeacherOutputsPlan
     teacher_metrics: dict[str, float]
+    omitted: list[int]  # classes the student's transfer set leaves out (data.transfer_*_classes)
 
 
 def set_up(cfg: DictConfig, out_dir: Path) -> RunSetup:
     """Check the config, build data, models and terms, find the checkpoint to resume, then get the teacher."""
     validate_config(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule: InMemoryDataModule = build(cfg.data)
+    datamodule: InMemoryDataModule = build(data_source_config(cfg.data))
+    omitted = omitted_classes(cfg.data, datamodule.num_classes)
     shape = {"num_classes": datamodule.num_classes, "in_chans": datamodule.in_chans}
     student = build_model(cfg.student.model, role="student", **shape)
     with seeded(teacher_seed(cfg)):  # the teacher's init and training follow teacher_seed only
@@ -98,10 +102,23 @@ def set_up(cfg: DictConfig, out_dir: Path) -> RunSetup:
         to_channels_last(teacher)
     with seeded(teacher_seed(cfg)):
         source = prepare_teacher(teacher, cfg, datamodule)
+    restrict_transfer_set(datamodule, omitted)  # the student's training split only; the teacher saw every class
     outputs = teacher_outputs_plan(cfg, teacher, datamodule, TeacherTaps.of(terms.values()))
     teacher_metrics = teacher_test_metrics(teacher, datamodule, outputs.table, cfg.trainer)
     return RunSetup(
-        datamodule, shape, student, teacher, terms, optim, signature, config, resume, source, outputs, teacher_metrics
+        datamodule,
+        shape,
+        student,
+        teacher,
+        terms,
+        optim,
+        signature,
+        config,
+        resume,
+        source,
+        outputs,
+        teacher_metrics,
+        omitted,
     )
 
 
@@ -163,6 +180,8 @@ def run_single(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         metrics[result_keys.STUDENT_CHECKPOINT] = str(student_path)
         metrics[result_keys.STUDENT_VAL_ACC] = float(final_val_acc) if final_val_acc is not None else None
         metrics.update(finish_report(cfg, out_dir, module, setup.datamodule, logger))
+        if setup.omitted:  # Hinton et al. 2015 §3's bias fix, on the last epoch's weights like student/test_acc
+            metrics.update(omitted_bias_metrics(setup.student, setup.datamodule, setup.omitted))
         # last: testing the best checkpoint loads its weights into the module
         metrics[result_keys.STUDENT_TEST_ACC_BEST_CKPT] = _test_best_checkpoint(cfg, module, setup.datamodule, best)
         if logger:

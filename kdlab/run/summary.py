@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from rich.console import Console
 from rich.table import Table
 
+from kdlab import result_keys
+
 
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.2f}%"
@@ -32,5 +34,21 @@ def summary_table(metrics: Mapping[str, float | int | str | None]) -> Table:
     return table
 
 
+def inherited_line(metrics: Mapping[str, float | int | str | None]) -> str:
+    """Three numbers on what the student took from the teacher: the teacher's mistakes it repeats with the same label
+    (beside a student trained alone, when the sweep has one), how often it is wrong where the teacher is, and its
+    calibration error beside the teacher's."""
+    copied = f"copied mistakes {_pct(metrics.get(result_keys.STUDENT_COPIED_ERROR_RATE))}"
+    baseline = metrics.get(result_keys.BASELINE_COPIED_ERROR_RATE)
+    if baseline is not None:
+        copied += f" (alone {_pct(baseline)})"
+    wrong = f"P(wrong | teacher wrong) {_pct(metrics.get(result_keys.STUDENT_P_WRONG_GIVEN_TEACHER_WRONG))}"
+    student_ece, teacher_ece = metrics.get(result_keys.STUDENT_TEST_ECE), metrics.get(result_keys.TEACHER_TEST_ECE)
+    ece = f"ECE {_pct(student_ece)} (teacher {_pct(teacher_ece)})"
+    return f"inherited: {copied} · {wrong} · {ece}"
+
+
 def print_summary(metrics: Mapping[str, float | int | str | None]) -> None:
-    Console().print(summary_table(metrics))
+    console = Console()
+    console.print(summary_table(metrics))
+    console.print(inherited_line(metrics))

@@ -11,6 +11,7 @@ from typing import Any
 import platformdirs
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from kdlab.data.transfer import data_source_config
 from kdlab.training.seeding import teacher_seed
 
 CACHE_FORMAT = 1
@@ -48,4 +49,13 @@ def teacher_cache_key(cfg: DictConfig) -> str:
     teacher = OmegaConf.to_container(cfg.teacher, resolve=True)
     teacher.pop("checkpoint", None)
     teacher.pop("optim", None)
-    return config_key(teacher, cfg.data, teacher_phase(cfg).optim, teacher_seed(cfg))
+    return config_key(teacher, *_teacher_data_key(cfg, teacher), teacher_phase(cfg).optim, teacher_seed(cfg))
+
+
+# --- issue 13: what the teacher trained on. The student's transfer set (data.transfer_*_classes) is not part of it,
+# so an omitted-class run shares the plain run's teacher; teacher.bias is (it is in the teacher config), and an unset
+# bias is dropped so that existing cache entries keep their keys.
+def _teacher_data_key(cfg: DictConfig, teacher: dict[str, Any]) -> tuple[Any]:
+    if teacher.get("bias") is None:
+        teacher.pop("bias", None)
+    return (data_source_config(cfg.data),)

@@ -9,6 +9,7 @@ from filelock import FileLock
 from omegaconf import DictConfig
 from torch import nn
 
+from kdlab.data.bias import biased_split, check_bias
 from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.instantiate import build_optim
 from kdlab.models.files import load_into, save_model
@@ -39,17 +40,21 @@ def _train(model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, ro
         **build_optim(phase.optim),
     )
     trainer = make_trainer(phase.trainer, root, quiet=True)
-    data_augment = datamodule.augment
+    data_augment, data_train = datamodule.augment, datamodule.train
     datamodule.augment = cfg.teacher.get("augment") or data_augment  # e.g. Hinton et al.'s jitter, teacher only
+    if cfg.teacher.get("bias"):  # a deliberately skewed teacher (kdlab.data.bias); the student's data stays as is
+        datamodule.train = biased_split(data_train, check_bias(cfg.teacher.bias, datamodule.num_classes))
     try:
         trainer.fit(module, datamodule=datamodule)
     finally:
-        datamodule.augment = data_augment
+        datamodule.augment, datamodule.train = data_augment, data_train
 
 
 def prepare_single(model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule) -> TeacherSource:
     """Fill ``model`` with trained weights; train and cache them when no checkpoint or cache entry exists."""
     shape = {"name": cfg.teacher.name, "num_classes": datamodule.num_classes, "in_chans": datamodule.in_chans}
+    if cfg.teacher.get("bias"):
+        check_bias(cfg.teacher.bias, datamodule.num_classes)  # before a cache lookup or any training
     if cfg.teacher.checkpoint:
         load_into(model, cfg.teacher.checkpoint, **shape)
         return TeacherSource("checkpoint", Path(cfg.teacher.checkpoint))
