@@ -52,6 +52,14 @@ class Case:
     teacher_trainable: bool = False  # CC: the teacher-side input is a trainable embedding's output
     zero_when_equal: bool = True  # the loss vanishes when the student input equals the teacher input
     equal_tol: float = 1e-7  # how close to 0 it gets then
+    function: str | None = None  # the kdlab.losses function, when the case's name is not its name
+    standardize: bool = False  # the logits go through L.standardize_logits first (logit standardization, LS)
+    summary: Callable[[torch.Tensor], torch.Tensor] | None = None  # a scalar of a tensor-valued function's output
+
+
+def projection(out: torch.Tensor) -> torch.Tensor:
+    """A scalar that changes when any entry of ``out`` does: its dot product with a fixed random tensor."""
+    return (out * randn(99, *out.shape)).sum()
 
 
 LOGIT_KEYS = {"student": "student_logits", "teacher": "teacher_logits"}
@@ -61,6 +69,19 @@ CASES: dict[str, Case] = {
     "dkd_tckd": Case(logits(target=TARGET, temperature=4.0), **LOGIT_KEYS),
     "dkd_nckd": Case(logits(target=TARGET, temperature=4.0), **LOGIT_KEYS),
     "dkd": Case(logits(target=TARGET, alpha=1.0, beta=8.0, temperature=4.0), **LOGIT_KEYS),
+    "kd_reverse_kl": Case(logits(temperature=4.0), **LOGIT_KEYS),
+    "kd_js": Case(logits(temperature=4.0), **LOGIT_KEYS),
+    "standardize_logits": Case(lambda: {"logits": randn(0, 6, 5)}, zero_when_equal=False, summary=projection),
+    "kd_kl+ls": Case(logits(temperature=2.0), **LOGIT_KEYS, function="kd_kl", standardize=True),
+    "dkd+ls": Case(
+        logits(target=TARGET, alpha=9.0, beta=72.0, temperature=2.0), **LOGIT_KEYS, function="dkd", standardize=True
+    ),
+    "dist+ls": Case(logits(temperature=2.0), **LOGIT_KEYS, function="dist", standardize=True, equal_tol=1e-4),
+    "tf_kd_virtual_teacher": Case(
+        lambda: {"student_logits": randn(0, 6, 5), "target": TARGET, "temperature": 20.0, "correct_prob": 0.99},
+        student="student_logits",
+        zero_when_equal=False,
+    ),
     # DIST's ρ = ‖a‖² / (‖a‖² + 1e-8) < 1 for equal inputs, and the softmax columns at T = 4 vary little.
     "dist": Case(logits(temperature=4.0, beta=1.0, gamma=1.0), **LOGIT_KEYS, equal_tol=1e-4),
     "hint_mse": Case(pair("student_feat", "teacher_feat", (4, 3, 4, 4), (4, 3, 4, 4)), "student_feat", "teacher_feat"),
@@ -97,10 +118,19 @@ CASES: dict[str, Case] = {
 }
 
 
+def apply(name: str, kwargs: dict[str, Any]) -> torch.Tensor:
+    """Call case ``name``'s function on ``kwargs`` (standardizing the logits first for an LS case)."""
+    case = CASES[name]
+    if case.standardize:
+        kwargs = {**kwargs, **{k: L.standardize_logits(kwargs[k]) for k in LOGIT_KEYS.values()}}
+    out = getattr(L, case.function or name)(**kwargs)
+    return case.summary(out) if case.summary else out
+
+
 def call(name: str, **overrides: Any) -> torch.Tensor:
     kwargs = CASES[name].make()
     kwargs.update(overrides)
-    return getattr(L, name)(**kwargs)
+    return apply(name, kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +143,8 @@ def read_golden() -> dict[str, float]:
 
 
 def test_every_exported_function_has_a_case():
-    assert set(CASES) == set(L.__all__), "add a Case (and a hand-checked test) for every function in kdlab.losses"
+    functions = {case.function or name for name, case in CASES.items()}
+    assert functions == set(L.__all__), "add a Case (and a hand-checked test) for every function in kdlab.losses"
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -152,11 +183,13 @@ def _grads(value: Any) -> list[torch.Tensor | None]:
 def test_gradient_reaches_student_and_not_teacher(name: str):
     case = CASES[name]
     kwargs = case.make()
-    kwargs[case.student], kwargs[case.teacher] = _as_leaf(kwargs[case.student]), _as_leaf(kwargs[case.teacher])
-    getattr(L, name)(**kwargs).backward()
+    kwargs[case.student] = _as_leaf(kwargs[case.student])
+    if case.teacher is not None:
+        kwargs[case.teacher] = _as_leaf(kwargs[case.teacher])
+    apply(name, kwargs).backward()
     for grad in _grads(kwargs[case.student]):
         assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
-    for grad in _grads(kwargs[case.teacher]):
+    for grad in _grads(kwargs[case.teacher]) if case.teacher is not None else []:
         if case.teacher_trainable:
             assert grad is not None and grad.abs().sum() > 0
         else:
@@ -168,7 +201,7 @@ def test_zero_when_student_equals_teacher(name: str):
     case = CASES[name]
     kwargs = case.make()
     kwargs[case.teacher] = kwargs[case.student]
-    assert float(getattr(L, name)(**kwargs)) == pytest.approx(0.0, abs=case.equal_tol)
+    assert float(apply(name, kwargs)) == pytest.approx(0.0, abs=case.equal_tol)
 
 
 def test_top1_agreement_is_one_when_equal():
@@ -419,3 +452,76 @@ def test_crd_nce_by_hand():
     expected = -(math.log(h[0] / (h[0] + noise)) + sum(math.log(noise / (x + noise)) for x in h[1:]))
     got = L.crd_nce(anchor, contrast, temperature=1.0, normaliser=1.0, num_data=4)
     assert float(got) == pytest.approx(expected, rel=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------- round two, by hand
+
+
+def test_kd_reverse_kl_by_hand():
+    temperature = 2.0
+    by_hand = sum(
+        kl(softmax([x / temperature for x in s]), softmax([x / temperature for x in t]))
+        for s, t in zip(S3, T3, strict=True)
+    )
+    expected = temperature**2 * by_hand / len(S3)
+    assert float(L.kd_reverse_kl(t64(S3), t64(T3), temperature)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_kd_js_by_hand():
+    temperature = 2.0
+    total = 0.0
+    for s, t in zip(S3, T3, strict=True):
+        p, q = softmax([x / temperature for x in t]), softmax([x / temperature for x in s])
+        m = [(a + b) / 2 for a, b in zip(p, q, strict=True)]
+        total += 0.5 * kl(p, m) + 0.5 * kl(q, m)
+    expected = temperature**2 * total / len(S3)
+    assert float(L.kd_js(t64(S3), t64(T3), temperature)) == pytest.approx(expected, rel=1e-12)
+    # bounded by T² ln 2, reached for disjoint supports
+    far = L.kd_js(t64([[60.0, 0.0]]), t64([[0.0, 60.0]]), 1.0)
+    assert float(far) == pytest.approx(math.log(2.0), rel=1e-9)
+
+
+def zscore(row: list[float], eps: float = 1e-7) -> list[float]:
+    """The LS code's normalisation: unbiased std (÷ K−1), ε added to it."""
+    mean = sum(row) / len(row)
+    std = math.sqrt(sum((x - mean) ** 2 for x in row) / (len(row) - 1))
+    return [(x - mean) / (std + eps) for x in row]
+
+
+def test_standardize_logits_by_hand():
+    got = L.standardize_logits(t64(S3))
+    for row_got, row in zip(got.tolist(), S3, strict=True):
+        assert row_got == pytest.approx(zscore(row), rel=1e-12)
+    # invariant to shifting and (positively) scaling a model's logits: what makes the temperature per-model
+    assert torch.allclose(L.standardize_logits(3 * t64(S3) + 7), got, rtol=1e-6)
+
+
+def test_kd_kl_with_logit_standardization_by_hand():
+    # LS, Alg. 2: τ² · KL(softmax(Z(t)/τ) ‖ softmax(Z(s)/τ)), batchmean.
+    temperature = 2.0
+    by_hand = sum(
+        kl(softmax([x / temperature for x in zscore(t)]), softmax([x / temperature for x in zscore(s)]))
+        for s, t in zip(S3, T3, strict=True)
+    )
+    expected = temperature**2 * by_hand / len(S3)
+    got = L.kd_kl(L.standardize_logits(t64(S3)), L.standardize_logits(t64(T3)), temperature)
+    assert float(got) == pytest.approx(expected, rel=1e-12)
+
+
+def test_dkd_with_logit_standardization_by_hand():
+    targets = [0, 2]
+    tckd, nckd = dkd_by_hand([zscore(r) for r in S3], [zscore(r) for r in T3], targets, 2.0)
+    z_s, z_t = L.standardize_logits(t64(S3)), L.standardize_logits(t64(T3))
+    got = L.dkd(z_s, z_t, torch.tensor(targets), alpha=9.0, beta=72.0, temperature=2.0)
+    assert float(got) == pytest.approx(9 * tckd + 72 * nckd, rel=1e-12)
+
+
+def test_tf_kd_virtual_teacher_by_hand():
+    # K = 3, a = 0.9: p^d = (0.9, 0.05, 0.05) for class 0; teacher softmax(p^d / T), student softmax(z) at T = 1.
+    temperature, a = 2.0, 0.9
+    total = 0.0
+    for s, gt in zip(S3, [0, 2], strict=True):
+        virtual = [a if c == gt else (1 - a) / 2 for c in range(3)]
+        total += kl(softmax([v / temperature for v in virtual]), softmax(s))
+    got = L.tf_kd_virtual_teacher(t64(S3), torch.tensor([0, 2]), temperature, correct_prob=a)
+    assert float(got) == pytest.approx(total / 2, rel=1e-12)

@@ -2,7 +2,18 @@
 
 from kdlab.losses.feature import attention_transfer, hint_mse, nst, patient_loss
 from kdlab.losses.relation import cc, crd_nce, pkt, rkd_angle, rkd_distance, similarity_preserving
-from kdlab.losses.response import dist, dkd, dkd_nckd, dkd_tckd, kd_kl, top1_agreement
+from kdlab.losses.response import (
+    dist,
+    dkd,
+    dkd_nckd,
+    dkd_tckd,
+    kd_js,
+    kd_kl,
+    kd_reverse_kl,
+    standardize_logits,
+    tf_kd_virtual_teacher,
+    top1_agreement,
+)
 
 __all__ = [
     "attention_transfer",
@@ -13,12 +24,16 @@ __all__ = [
     "dkd_nckd",
     "dkd_tckd",
     "hint_mse",
+    "kd_js",
     "kd_kl",
+    "kd_reverse_kl",
     "nst",
     "patient_loss",
     "pkt",
     "rkd_angle",
     "rkd_distance",
     "similarity_preserving",
+    "standardize_logits",
+    "tf_kd_virtual_teacher",
     "top1_agreement",
 ]

@@ -5,6 +5,8 @@ The teacher side never carries a gradient: every function detaches the teacher's
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -30,6 +32,65 @@ def kd_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) ->
     log_p_student = F.log_softmax(student_logits / temperature, dim=1)
     log_p_teacher = F.log_softmax(teacher_logits.detach() / temperature, dim=1)
     return _kl_batchmean(log_p_student, log_p_teacher) * temperature**2
+
+
+def kd_reverse_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """Reverse-KL soft targets ("mode-seeking"), as in MiniLLM (Gu et al., arXiv:2306.08543) and GKD at β = 1.
+
+    ``T² · KL(softmax(s/T) ‖ softmax(t/T))``, batchmean. The student distribution is both the weight and the
+    argument, so the gradient flows through both.
+    """
+    _check_temperature(temperature)
+    log_p_student = F.log_softmax(student_logits / temperature, dim=1)
+    log_p_teacher = F.log_softmax(teacher_logits.detach() / temperature, dim=1)
+    return _kl_batchmean(log_p_teacher, log_p_student) * temperature**2
+
+
+def kd_js(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """Jensen–Shannon soft targets (symmetric, bounded by ``T² ln 2``); GKD's JSD(β = ½) (Agarwal et al., 2306.13649).
+
+    ``T² · (½ KL(p ‖ m) + ½ KL(q ‖ m))`` with ``p = softmax(t/T)``, ``q = softmax(s/T)``, ``m = ½(p + q)``; ``log m``
+    is a logsumexp of the two log-probabilities, so it never takes ``log 0``.
+    """
+    _check_temperature(temperature)
+    log_q = F.log_softmax(student_logits / temperature, dim=1)
+    log_p = F.log_softmax(teacher_logits.detach() / temperature, dim=1)
+    log_m = torch.logsumexp(torch.stack([log_p, log_q]), dim=0) - math.log(2.0)
+    return 0.5 * (_kl_batchmean(log_m, log_p) + _kl_batchmean(log_m, log_q)) * temperature**2
+
+
+DIVERGENCES = {"forward_kl": kd_kl, "reverse_kl": kd_reverse_kl, "js": kd_js}
+
+
+def standardize_logits(logits: Tensor, eps: float = 1e-7) -> Tensor:
+    """Z-score each row of logits: Sun et al., "Logit Standardization in Knowledge Distillation" (arXiv:2403.01427).
+
+    ``Z(x) = (x − mean(x)) / (std(x) + ε)``, per sample and per model; the base temperature is applied afterwards by
+    the loss. As in the authors' code (``normalize`` in ``KD.py``), ``std`` is unbiased (÷ (K−1), the paper's
+    Algorithm 1 divides by K) with ε = 1e-7, and the student's mean and std keep their gradient.
+    """
+    mean = logits.mean(dim=-1, keepdim=True)
+    return (logits - mean) / (logits.std(dim=-1, keepdim=True) + eps)
+
+
+def tf_kd_virtual_teacher(
+    student_logits: Tensor, target: Tensor, temperature: float, correct_prob: float = 0.99
+) -> Tensor:
+    """Tf-KD_reg of Yuan et al., "Revisiting Knowledge Distillation via Label Smoothing Regularization" (1909.11723).
+
+    A teacher-free regulariser: ``KL(softmax(p^d / T) ‖ softmax(s))``, batchmean, with the virtual teacher
+    ``p^d_k = a`` for the true class and ``(1 − a)/(K − 1)`` elsewhere. As in the authors' code
+    (``loss_kd_regularization``), the temperature softens the *probabilities* ``p^d`` (nearly uniform at K = 100) and
+    the student side is at T = 1 with no ``T²``; their element-wise mean × multiplier becomes a config weight here.
+    """
+    _check_temperature(temperature)
+    num_classes = student_logits.shape[1]
+    if num_classes < 2 or not 0.0 < correct_prob < 1.0:
+        raise ValueError(f"Tf-KD needs ≥ 2 classes and 0 < correct_prob < 1, got {num_classes}, {correct_prob}")
+    virtual = torch.full_like(student_logits, (1.0 - correct_prob) / (num_classes - 1))
+    virtual = virtual.scatter(1, target.view(-1, 1), correct_prob)
+    log_p_teacher = F.log_softmax(virtual / temperature, dim=1)
+    return _kl_batchmean(F.log_softmax(student_logits, dim=1), log_p_teacher)
 
 
 def top1_agreement(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
@@ -108,4 +169,15 @@ def dist(
     return temperature**2 * (beta * inter + gamma * intra)
 
 
-__all__ = ["dist", "dkd", "dkd_nckd", "dkd_tckd", "kd_kl", "top1_agreement"]
+__all__ = [
+    "dist",
+    "dkd",
+    "dkd_nckd",
+    "dkd_tckd",
+    "kd_js",
+    "kd_kl",
+    "kd_reverse_kl",
+    "standardize_logits",
+    "tf_kd_virtual_teacher",
+    "top1_agreement",
+]

@@ -79,8 +79,10 @@ def build_report(
     """Rows with ratios, and their flat form; ``reuse_pruned`` loads ``student-pruned.pt`` when it matches ``post``."""
     started = time.perf_counter()
     post = cfg.get("post") or {}
-    student, teacher = module.student.cpu(), module.teacher.model.cpu()
-    models: Models = {"teacher": (teacher, cfg.teacher.name)}
+    student = module.student.cpu()
+    models: Models = {}
+    if module.teacher is not None:  # teacher=none (self-distillation): ratios are against the baseline or student
+        models["teacher"] = (module.teacher.model.cpu(), cfg.teacher.name)
     shape = {"num_classes": datamodule.num_classes, "in_chans": datamodule.in_chans}
     baseline = load_baseline(run_dir, cfg, data_name=datamodule.name, **shape)
     if baseline is not None:
@@ -109,7 +111,7 @@ def build_report(
         repeats=int(latency.get("repeats", 20)),
         logits=fp32,
     )
-    rows = add_ratios(measured, reference_role="teacher")
+    rows = add_ratios(measured, reference_role=next(iter(models)))
     flat = {
         "report/roles": [row.role for row in rows],
         "report/test_samples": sum(len(batch["target"]) for batch in test_batches),

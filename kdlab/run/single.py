@@ -26,7 +26,7 @@ from kdlab.report.omitted_bias import omitted_bias_metrics
 from kdlab.report.run_report import finish_report
 from kdlab.run.results import hydra_choices, write_results
 from kdlab.run.summary import print_summary
-from kdlab.run.validate import validate_config
+from kdlab.run.validate import has_teacher, validate_config
 from kdlab.teacher.output_cache import TeacherOutputsPlan, teacher_outputs_plan
 from kdlab.teacher.prepare import prepare_teacher
 from kdlab.teacher.source import TeacherSource
@@ -67,7 +67,7 @@ class RunSetup:
     datamodule: InMemoryDataModule
     shape: dict[str, int]
     student: nn.Module
-    teacher: nn.Module
+    teacher: nn.Module | None
     terms: dict[str, nn.Module]
     optim: dict[str, Any]
     signature: dict[str, Any]
@@ -87,9 +87,11 @@ def set_up(cfg: DictConfig, out_dir: Path) -> RunSetup:
     omitted = omitted_classes(cfg.data, datamodule.num_classes)
     shape = {"num_classes": datamodule.num_classes, "in_chans": datamodule.in_chans}
     student = build_model(cfg.student.model, role="student", **shape)
-    with seeded(teacher_seed(cfg)):  # the teacher's init and training follow teacher_seed only
-        teacher = build_model(cfg.teacher.model, role="teacher", **shape)
-    terms = build_terms(cfg, student, teacher, datamodule)  # bad stages / dims fail here, before any training
+    teacher = None  # teacher=none: self-distillation (kd=tfkd) or the plain baseline
+    if has_teacher(cfg):
+        with seeded(teacher_seed(cfg)):  # the teacher's init and training follow teacher_seed only
+            teacher = build_model(cfg.teacher.model, role="teacher", **shape)
+    terms = build_terms(cfg, student, teacher, datamodule)  # bad stages, dims, teacher=none fail here
     optim = build_optim(cfg.optim)
     check_weights(terms, cfg.kd.weights, cfg.kd.alpha)
     signature = run_signature(cfg.student.name, cfg.teacher.name, **shape, terms=terms)
@@ -98,13 +100,17 @@ def set_up(cfg: DictConfig, out_dir: Path) -> RunSetup:
     resume = plan_resume(out_dir, mode, signature, resumable_state(student, terms), config)
     if cfg.get("channels_last") and "ddp" not in str(cfg.trainer.get("strategy", "")):
         # single process only: under DDP, NHWC weights' gradients no longer match the bucket views exactly
-        to_channels_last(student)
-        to_channels_last(teacher)
-    with seeded(teacher_seed(cfg)):
-        source = prepare_teacher(teacher, cfg, datamodule)
+        for model in (student, teacher):
+            if model is not None:
+                to_channels_last(model)
+    source, outputs, teacher_metrics = TeacherSource("none", Path()), TeacherOutputsPlan("none"), {}
+    if teacher is not None:
+        with seeded(teacher_seed(cfg)):
+            source = prepare_teacher(teacher, cfg, datamodule)
     restrict_transfer_set(datamodule, omitted)  # the student's training split only; the teacher saw every class
-    outputs = teacher_outputs_plan(cfg, teacher, datamodule, TeacherTaps.of(terms.values()))
-    teacher_metrics = teacher_test_metrics(teacher, datamodule, outputs.table, cfg.trainer)
+    if teacher is not None:
+        outputs = teacher_outputs_plan(cfg, teacher, datamodule, TeacherTaps.of(terms.values()))
+        teacher_metrics = teacher_test_metrics(teacher, datamodule, outputs.table, cfg.trainer)
     return RunSetup(
         datamodule,
         shape,
@@ -141,7 +147,7 @@ def run_single(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     setup = set_up(cfg, out_dir)
     if cfg.get("compile"):
         compile_model(setup.student)
-        if setup.outputs.table is None:
+        if setup.outputs.table is None and setup.teacher is not None:
             compile_model(setup.teacher)
     module = DistillationModule(
         setup.student,
@@ -171,7 +177,8 @@ def run_single(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         student_metrics = trainer.test(module, datamodule=setup.datamodule, verbose=False)[0]
         leave_process_group()  # from here on rank 0 works alone
         for model in (setup.student, setup.teacher):  # the report times both, pruning and export need NCHW
-            to_contiguous(model)
+            if model is not None:
+                to_contiguous(model)
         if not trainer.is_global_zero:  # under DDP every rank runs this function; rank 0 alone writes
             return {}
         metrics = _collect(cfg, setup, module, student_metrics, best, started)
@@ -217,8 +224,9 @@ def _update_summary(logger, metrics: dict[str, Any]) -> None:
 
 def _collect(cfg, setup: RunSetup, module, student_metrics, best, started) -> dict[str, Any]:
     teacher_metrics, source, datamodule = setup.teacher_metrics, setup.source, setup.datamodule
-    teacher_acc, student_acc = teacher_metrics["test/acc"], student_metrics["test/acc"]
-    t_params, s_params = count_parameters(module.teacher.model), count_parameters(module.student)
+    teacher_acc, student_acc = teacher_metrics.get("test/acc"), student_metrics["test/acc"]
+    s_params = count_parameters(module.student)
+    t_params = count_parameters(module.teacher.model) if module.teacher is not None else None
     metrics = {
         result_keys.DATA_NAME: datamodule.name,
         result_keys.KD_METHOD: hydra_choices().get("kd", ",".join(cfg.kd.terms or {}) or "none"),
@@ -237,7 +245,7 @@ def _collect(cfg, setup: RunSetup, module, student_metrics, best, started) -> di
         result_keys.STUDENT_BEST_VAL_ACC: best_score(best),
         result_keys.STUDENT_PARAMS: s_params,
         result_keys.RETENTION: student_acc / teacher_acc if teacher_acc else None,
-        result_keys.PARAM_RATIO: t_params / s_params,
+        result_keys.PARAM_RATIO: t_params / s_params if t_params is not None else None,
         result_keys.WALL_TIME: time.perf_counter() - started,
     }
     metrics.update(source.report)

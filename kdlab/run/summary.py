@@ -24,11 +24,11 @@ def summary_table(metrics: Mapping[str, float | int | str | None]) -> Table:
             str(metrics.get(f"{role}/name")),
             _pct(metrics.get(f"{role}/test_acc")),
             _pct(metrics.get(f"{role}/test_acc_top5")),
-            f"{metrics.get(f'{role}/params', 0):,}",
+            f"{metrics.get(f'{role}/params') or 0:,}",
             str(metrics.get(f"{role}/source", "")),
         )
     table.caption = (
-        f"retention {_pct(metrics.get('retention'))} · params ×{metrics.get('param_ratio', float('nan')):.2f} smaller"
+        f"retention {_pct(metrics.get('retention'))} · params ×{metrics.get('param_ratio') or float('nan'):.2f} smaller"
         f" · agreement {_pct(metrics.get('student/test_agreement'))}"
     )
     return table

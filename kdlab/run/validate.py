@@ -92,6 +92,21 @@ def _check_run(cfg: DictConfig) -> None:
         _check_positive_int(cfg.checkpoint_every_n_steps, "checkpoint_every_n_steps")
 
 
+def has_teacher(cfg: DictConfig) -> bool:
+    """False for ``teacher=none`` (no model): the baseline and teacher-free methods (kd=tfkd) need no teacher."""
+    return not (cfg.teacher.get("name") == "none" and cfg.teacher.get("model") is None)
+
+
+def _check_teacher(cfg: DictConfig) -> None:
+    _check_model(cfg.teacher, "teacher")
+    _check_positive_int(cfg.teacher.get("max_epochs"), "teacher.max_epochs")
+    if cfg.teacher.get("augment") is not None:
+        check_augment(cfg.teacher.augment, key="teacher.augment")
+    if cfg.teacher.get("checkpoint") and not Path(cfg.teacher.checkpoint).is_file():
+        raise ConfigError(f"teacher.checkpoint {cfg.teacher.checkpoint} does not exist")
+    cache_mode(cfg)  # kd.cache_teacher: a bad value, or true with random augmentation
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` naming the first bad value and what is allowed."""
     _check_number(cfg, "kd.temperature", 0, open_low=True)
@@ -110,15 +125,10 @@ def validate_config(cfg: DictConfig) -> None:
             "(kd=none?); set kd.alpha=0"
         )
     _check_model(cfg.student, "student")
-    _check_model(cfg.teacher, "teacher")
     reject_teacher_list()
     _check_positive_int(cfg.trainer.get("max_epochs"), "trainer.max_epochs")
-    _check_positive_int(cfg.teacher.get("max_epochs"), "teacher.max_epochs")
-    if cfg.teacher.get("augment") is not None:
-        check_augment(cfg.teacher.augment, key="teacher.augment")
-    if cfg.teacher.get("checkpoint") and not Path(cfg.teacher.checkpoint).is_file():
-        raise ConfigError(f"teacher.checkpoint {cfg.teacher.checkpoint} does not exist")
-    cache_mode(cfg)  # kd.cache_teacher: a bad value, or true with random augmentation
+    if has_teacher(cfg):
+        _check_teacher(cfg)
     if cfg.get("logger") and cfg.logger.get("mode") is not None:
         resolve_wandb_mode(cfg.logger.mode)
     check_post_config(cfg.get("post"))

@@ -3,7 +3,7 @@
 from kdlab.terms.base import Batch, DistillationTerm, PairSpec
 from kdlab.terms.feature import NST, AttentionTransfer, Connector, FitNetHints, PatientKD
 from kdlab.terms.relation import CRD, PKT, RKD, CorrelationCongruence, SimilarityPreserving
-from kdlab.terms.response import DIST, DKD, SoftTargets
+from kdlab.terms.response import DIST, DKD, CurriculumTemperatureKD, SoftTargets, TeacherFreeKD
 
 __all__ = [
     "CRD",
@@ -16,10 +16,12 @@ __all__ = [
     "Batch",
     "Connector",
     "CorrelationCongruence",
+    "CurriculumTemperatureKD",
     "DistillationTerm",
     "FitNetHints",
     "PairSpec",
     "PatientKD",
     "SimilarityPreserving",
     "SoftTargets",
+    "TeacherFreeKD",
 ]

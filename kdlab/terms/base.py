@@ -46,6 +46,7 @@ class DistillationTerm(nn.Module):
     """
 
     loss_names: tuple[str, ...] = ()
+    needs_teacher = True  # False: self-distillation from the student alone (Tf-KD); the term gets ``teacher=None``
 
     def __init__(self) -> None:
         super().__init__()
@@ -54,5 +55,5 @@ class DistillationTerm(nn.Module):
         self.needs_embedding = False
         self.current_epoch = 0
 
-    def forward(self, student: ModelOutputs, teacher: ModelOutputs, batch: Batch) -> dict[str, Tensor]:
+    def forward(self, student: ModelOutputs, teacher: ModelOutputs | None, batch: Batch) -> dict[str, Tensor]:
         raise NotImplementedError

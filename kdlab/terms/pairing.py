@@ -5,26 +5,37 @@ from __future__ import annotations
 from omegaconf import DictConfig
 from torch import nn
 
+from kdlab.errors import ConfigError
 from kdlab.instantiate import build
 from kdlab.models import embedding_dim, stage_infos
-from kdlab.terms.base import PairSpec
+from kdlab.terms.base import DistillationTerm, PairSpec
 
 
-def describe_pair(cfg: DictConfig, student: nn.Module, teacher: nn.Module, datamodule) -> PairSpec:
-    """What the terms may know of the pair and the data: names, stages, embedding sizes, classes, train size."""
+def describe_pair(cfg: DictConfig, student: nn.Module, teacher: nn.Module | None, datamodule) -> PairSpec:
+    """What the terms may know of the pair and the data: names, stages, embedding sizes, classes, train size.
+    With no teacher (``teacher=none``) the teacher has no stages and no embedding."""
     return PairSpec(
         student_name=cfg.student.name,
         teacher_name=cfg.teacher.name,
         student_stages=tuple(stage_infos(student)),
-        teacher_stages=tuple(stage_infos(teacher)),
+        teacher_stages=tuple(stage_infos(teacher)) if teacher is not None else (),
         student_embedding_dim=embedding_dim(student),
-        teacher_embedding_dim=embedding_dim(teacher),
+        teacher_embedding_dim=embedding_dim(teacher) if teacher is not None else None,
         num_classes=datamodule.num_classes,
         num_train_samples=datamodule.num_train,
     )
 
 
-def build_terms(cfg: DictConfig, student: nn.Module, teacher: nn.Module, datamodule) -> dict[str, nn.Module]:
+def build_terms(
+    cfg: DictConfig, student: nn.Module, teacher: nn.Module | None, datamodule
+) -> dict[str, DistillationTerm]:
     """Finish each ``_partial_`` term node with the runtime facts of the pair (channels, stages, data size)."""
     pair = describe_pair(cfg, student, teacher, datamodule)
-    return {name: build(node, pair=pair) for name, node in (cfg.kd.terms or {}).items()}
+    terms = {name: build(node, pair=pair) for name, node in (cfg.kd.terms or {}).items()}
+    needing = sorted(name for name, term in terms.items() if term.needs_teacher)
+    if teacher is None and needing:
+        raise ConfigError(
+            f"teacher=none: kd term(s) {needing} need a teacher; teacher=none works with kd=none and teacher-free "
+            "methods (kd=tfkd)"
+        )
+    return terms

@@ -81,7 +81,8 @@ class DistillationModule(pl.LightningModule):
             FrozenTeacher(teacher) if teacher is not None and not isinstance(teacher, FrozenTeacher) else teacher
         )
         self.terms = nn.ModuleDict(dict(terms or {}))
-        if self.terms and self.teacher is None:
+        self.terms_need_teacher = any(term.needs_teacher for term in self.terms.values())
+        if self.terms_need_teacher and self.teacher is None:
             raise ConfigError("distillation terms need a teacher")
         self.weights = check_weights(self.terms, weights or {}, alpha)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
@@ -117,7 +118,9 @@ class DistillationModule(pl.LightningModule):
         # mixup/cutmix (kdlab.data.mixing): cross-entropy on the mixed soft labels; accuracy stays on the hard ones
         losses = {"ce": F.cross_entropy(student.logits, batch.get("soft_target", y))}
         if self.terms:
-            teacher = self._teacher_outputs(batch, "train", self.teacher_stages, self.needs_embedding)
+            teacher = None
+            if self.terms_need_teacher:
+                teacher = self._teacher_outputs(batch, "train", self.teacher_stages, self.needs_embedding)
             for term in self.terms.values():
                 term.current_epoch = self.current_epoch
                 losses.update(term(student, teacher, batch))
