@@ -14,7 +14,7 @@ PACKAGE = REPO / "kdlab"
 # Each concern's layer: a module may import its own package and anything in a lower layer, never a higher one.
 LAYERS = {
     "__main__": 10, "cli": 9,
-    "sweeps": 8,
+    "sweeps": 8, "students": 8,
     "run": 7,
     "report": 6, "teacher": 6,
     "post": 5,

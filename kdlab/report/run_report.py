@@ -41,7 +41,7 @@ from kdlab.report.inheritance import (
     plot_confusion_matrices,
 )
 from kdlab.report.plots import plot_accuracy_vs_cost
-from kdlab.report.table import ModelReport, add_ratios, compression_report, render_table, report_to_dict
+from kdlab.report.table import LARGE_BATCH, ModelReport, add_ratios, compression_report, render_table, report_to_dict
 from kdlab.training.module import DistillationModule
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,8 @@ def print_report(rows: list[ModelReport], flat: Mapping[str, Any]) -> None:
     if not console.is_terminal:
         console = Console(width=200)  # a log file: do not squeeze 12 columns into 80
     console.print(render_table(rows))
+    for line in speed_lines(rows):
+        console.print(line)
     for row in rows:
         if row.role not in ("teacher", "student") and f"report/{row.role}/vs_student_size_reduction" in flat:
             console.print(_versus_line(row.role, flat))
@@ -152,6 +154,27 @@ def print_report(rows: list[ModelReport], flat: Mapping[str, Any]) -> None:
         )
     for key in [k for k in flat if k.endswith("_error")]:
         console.print(f"[red]{key}: {flat[key]}[/red]")
+
+
+def speed_lines(rows: list[ModelReport]) -> list[str]:
+    """The distilled student's speed-up over the teacher at batch 1 and batch 32, and one warning line when it is not
+    faster at either: a student that is slower on this device defeats the purpose of distilling it."""
+    student = next((row for row in rows if row.role == "student"), None)
+    if student is None or student.speedup_b1 is None or student.speedup_b32 is None:
+        return []
+    threads = f"{student.threads} CPU thread(s)"
+    lines = [
+        f"student vs teacher: {student.speedup_b1:.2f}× faster at batch 1, {student.speedup_b32:.2f}× at batch "
+        f"{LARGE_BATCH} ({threads})"
+    ]
+    speedups = ((1, student.speedup_b1), (LARGE_BATCH, student.speedup_b32))
+    slower = [f"batch {batch} ({speedup:.2f}×)" for batch, speedup in speedups if speedup < 1]
+    if slower:
+        lines.append(
+            f"warning: the student is not faster than the teacher on this device at {' and '.join(slower)}: "
+            "choose a student by measured latency with `python -m kdlab.students`"
+        )
+    return lines
 
 
 def _versus_line(role: str, flat: Mapping[str, Any]) -> str:

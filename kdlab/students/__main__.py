@@ -1,0 +1,5 @@
+import sys
+
+from kdlab.students.cli import main
+
+sys.exit(main())
