@@ -91,7 +91,7 @@ def check_each_wandb_run_holds_config_summary_and_group(sweep_dir: Path) -> None
         run_dir = Path(done["wandb/dir"]).parent
         assert run_dir.is_relative_to(sweep_dir / str(job)) and run_dir.name.startswith("offline-run-")
         logged = read_offline_run(run_dir)
-        assert logged["config"]["kd"]["temperature"] == temperature and logged["config"]["seed"] == 0
+        assert logged["config"]["kd.temperature"] == temperature and logged["config"]["seed"] == 0
         for key in (*SUMMARY_KEYS, *metrics_of_sweeps):
             assert logged["summary"][key] == pytest.approx(done[key]), key
         assert logged["group"] == "kd_grid-test"
