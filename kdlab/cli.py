@@ -46,4 +46,5 @@ def main(cfg: DictConfig) -> float | None:
         if in_multirun():
             return float("nan")
         raise
-    return metrics.get(result_keys.STUDENT_TEST_ACC)
+    # what a sweeper (Optuna) optimises: the best validation accuracy, never a test number (that would tune on test)
+    return metrics.get(result_keys.STUDENT_BEST_VAL_ACC)

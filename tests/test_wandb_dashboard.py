@@ -73,12 +73,14 @@ def check_run_is_findable(logged: dict) -> None:
     assert logged["job_type"] == "distill"
     assert logged["tags"] == [*USER_TAGS, "response"]
     assert logged["group"] == "sweep-sw1"
+    assert (logged["run_id"], logged["sweep_id"]) == ("run1", "sw1")  # the run the agent launched, in its sweep
 
 
 def check_lineage(student: dict, teacher: dict) -> None:
     """The teacher's own run logs its file as a model; the student declares that file as input, logs its own."""
     assert teacher["job_type"] == "teacher" and teacher["name"].startswith("teacher-")
-    assert teacher["group"] == student["group"] and "kd" not in teacher["config"]  # not the sweep's run
+    assert teacher["group"] == student["group"] and "kd" not in teacher["config"]
+    assert not teacher["sweep_id"] and teacher["run_id"] != student["run_id"]  # a run of its own, not the sweep's
     assert any("val/acc" in row for row in teacher["history"]), "the teacher's training curves"
     (made,) = [a for a in teacher["artifacts"] if a["type"] == "model"]
     assert not made["use"] and made["name"].startswith("teacher-")

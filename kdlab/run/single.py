@@ -31,6 +31,7 @@ from kdlab.teacher.prepare import prepare_teacher
 from kdlab.teacher.source import TeacherSource
 from kdlab.terms.pairing import build_terms
 from kdlab.tracking import finish_wandb
+from kdlab.training.callbacks import build_callbacks
 from kdlab.training.checkpoint_io import AtomicCheckpointIO, best_score
 from kdlab.training.evaluator import evaluate_model
 from kdlab.training.module import DistillationModule, check_weights, metric_collection
@@ -135,11 +136,9 @@ def run_single(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     logger = make_logger(cfg, out_dir, setup.terms)
     if logger:
         start_run(logger, cfg, setup.source.path, setup.datamodule.name)
-    best = ModelCheckpoint(
-        dirpath=out_dir / CHECKPOINT_DIR, monitor="val/acc", mode="max", save_last=True, enable_version_counter=False
-    )
+    best, configured = build_callbacks(cfg.get("callbacks"), out_dir / CHECKPOINT_DIR, has_logger=bool(logger))
     every = cfg.get("checkpoint_every_n_steps")
-    callbacks = [best, *resume_callbacks(out_dir / CHECKPOINT_DIR, setup.signature, setup.config, every)]
+    callbacks = [best, *configured, *resume_callbacks(out_dir / CHECKPOINT_DIR, setup.signature, setup.config, every)]
     trainer = make_trainer(cfg.trainer, out_dir, logger=logger, callbacks=callbacks, plugins=[AtomicCheckpointIO()])
     try:
         trainer.fit(module, datamodule=setup.datamodule, ckpt_path=setup.resume.checkpoint, weights_only=True)

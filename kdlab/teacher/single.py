@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -85,19 +86,29 @@ def prepare_single(
             kind = "pretrained+finetuned"
         log.info("training teacher %s for %d epochs (cached at %s)", cfg.teacher.name, cfg.teacher.max_epochs, path)
         logger = teacher_logger(cfg, run_dir, datamodule.name)
-        try:
-            _train(model, cfg, datamodule, path.parent, logger)
-            model.requires_grad_(True)
-            save_model(path, model, **shape, data=datamodule.name)
-            if logger:
-                _log_teacher_file(logger, cfg, path, datamodule.name)
-        except BaseException:
-            if logger:
-                finish_wandb(exit_code=1)
-            raise
-        if logger:
-            finish_wandb()  # ended before the student's run starts: one live W&B run per process
+        with outside_sweep() if logger else nullcontext():
+            _train_and_save(model, cfg, datamodule, path, logger, shape)
         return TeacherSource(kind, path)
+
+
+def _train_and_save(
+    model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, path: Path, logger: Any, shape: dict[str, Any]
+) -> None:
+    """Train, save to the cache and, with a W&B logger, log the file; the W&B run ends here, before the student's."""
+    try:
+        if logger:
+            _start_teacher_run(logger, cfg)
+        _train(model, cfg, datamodule, path.parent, logger)
+        model.requires_grad_(True)
+        save_model(path, model, **shape, data=datamodule.name)
+        if logger:
+            _log_teacher_file(logger, cfg, path, datamodule.name)
+    except BaseException:
+        if logger:
+            finish_wandb(exit_code=1)
+        raise
+    if logger:
+        finish_wandb()
 
 
 def _log_teacher_file(logger: Any, cfg: DictConfig, path: Path, data_name: str) -> None:
@@ -114,11 +125,12 @@ def teacher_logger(cfg: DictConfig, run_dir: Path | None, data_name: str) -> Any
     tags = run_tags(cfg.get("tags"), ["teacher"])
     save_dir = Path(run_dir) / "teacher"
     save_dir.mkdir(parents=True, exist_ok=True)
-    logger = build(cfg.logger, save_dir=str(save_dir), name=name, job_type="teacher", tags=tags)
-    with outside_sweep():
-        logger.experiment  # noqa: B018 -- wandb.init runs here, on first access
+    return build(cfg.logger, save_dir=str(save_dir), name=name, job_type="teacher", tags=tags)
+
+
+def _start_teacher_run(logger: Any, cfg: DictConfig) -> None:
+    """``wandb.init`` (on first access to ``experiment``), then the config that made the teacher, flat."""
     phase = OmegaConf.to_container(teacher_phase(cfg), resolve=True)
     teacher_part = {k: phase[k] for k in ("teacher", "data", "optim", "trainer") if k in phase}
-    log_config(logger.experiment, {**flat_config(teacher_part), "teacher_seed": seed})
+    log_config(logger.experiment, {**flat_config(teacher_part), "teacher_seed": teacher_seed(cfg)})
     define_summaries(logger.experiment)
-    return logger

@@ -69,10 +69,21 @@ SWEEP_RUN_VARIABLES = ("WANDB_SWEEP_ID", "WANDB_SWEEP_PARAM_PATH", "WANDB_RUN_ID
 
 @contextmanager
 def outside_sweep() -> Iterator[None]:
-    """Start a side run (the teacher's training) as a run of its own, not as the sweep's run: ``wandb agent`` sets
-    the run id and the sweep's parameters for the one job it launched, which is the student's."""
+    """Run a side run (the teacher's training) as a run of its own, not as the sweep's: ``wandb agent`` sets the run
+    id and the sweep's parameters for the one job it launched, the student's.
+
+    wandb reads those variables once, into a process-wide singleton; it is torn down before the side run (rebuilt
+    without them) and after it (rebuilt with them for the sweep's own run). Wrap the side run from init to finish.
+    """
     saved = {name: os.environ.pop(name) for name in SWEEP_RUN_VARIABLES if name in os.environ}
+    if not saved:
+        yield
+        return
+    import wandb
+
+    wandb.teardown()
     try:
         yield
     finally:
+        wandb.teardown()
         os.environ.update(saved)

@@ -31,14 +31,15 @@ def read_offline_run(run_dir: str | Path) -> dict[str, Any]:
     """Everything a synced dashboard would show of an offline W&B run, read back from its ``.wandb`` file.
 
     Keys: ``config``, ``config_keys`` (every key each config record sent, in order, to spot one sent twice),
-    ``summary``, ``history``, ``group``, ``name``, ``job_type``, ``tags``, ``metrics`` (``define_metric`` name ->
-    summary kinds), ``artifacts`` (``{"name", "type", "use"}``: ``use`` True for an input, False for an output).
+    ``summary``, ``history``, ``group``, ``name``, ``job_type``, ``tags``, ``run_id``, ``sweep_id``, ``metrics``
+    (``define_metric`` name -> summary kinds), ``artifacts`` (``{"name", "type", "use"}``: ``use`` True for an
+    input, False for an output).
     """
     files = sorted(Path(run_dir).glob("*.wandb"))
     if not files:
         raise ConfigError(f"no .wandb file in {run_dir}")
     found: dict[str, Any] = {"config": {}, "config_keys": [], "summary": {}, "history": [], "group": None}
-    found.update(name=None, job_type=None, tags=[], metrics={}, artifacts=[])
+    found.update(name=None, job_type=None, tags=[], metrics={}, artifacts=[], run_id=None, sweep_id=None)
     for record in _wandb_records(files[0]):
         _read_record(record, found)
     return found
@@ -67,6 +68,7 @@ def _read_record(record, found: dict[str, Any]) -> None:
         found["name"] = run.display_name or found["name"]
         found["job_type"] = run.job_type or found["job_type"]
         found["tags"] = list(run.tags) or found["tags"]
+        found["run_id"], found["sweep_id"] = run.run_id, run.sweep_id
     elif kind == "metric" and record.metric.name:
         kinds = [f.name for f, on in record.metric.summary.ListFields() if on]
         found["metrics"][record.metric.name] = kinds
