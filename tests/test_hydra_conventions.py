@@ -36,6 +36,8 @@ def test_a_default_run_folder_says_what_ran_with_lr_curve_and_own_cache(tmp_path
     (run_dir,) = (tmp_path / "out" / "response-tiny-tiny").iterdir()
     assert json.loads((run_dir / "results.json").read_text())["status"] == "completed"
     assert (run_dir / "kdlab.log").is_file()
+    output = proc.stdout + proc.stderr
+    assert "Tip:" not in output and "TPU available" not in output and "LeafSpec" not in output  # quiet by default
     assert list((tmp_path / "mine" / "teachers").glob("*.pt"))
     (metrics_csv,) = run_dir.rglob("metrics.csv")
     header = next(csv.reader(metrics_csv.open()))
