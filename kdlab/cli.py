@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import hydra
@@ -19,6 +20,21 @@ from kdlab.paths import config_dir
 log = logging.getLogger("kdlab")
 
 
+# Third-party lines a default run does not need, silenced once here, where every run (and every DDP rank) starts.
+# Lightning prints its banners (GPU/TPU available, a "litlogger" tip, "limit_*_batches was configured") once per
+# Trainer, and a run builds several (teacher, student, best-checkpoint test); its warnings still show.
+QUIET_LOGGERS = ("pytorch_lightning.utilities.rank_zero",)
+# Deprecations inside the libraries themselves, not in kdlab's calls: nothing a user can act on.
+THIRD_PARTY_DEPRECATIONS = (r".*LeafSpec.*is deprecated",)  # Lightning's pytree helper on torch >= 2.10
+
+
+def quiet_third_party() -> None:
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for message in THIRD_PARTY_DEPRECATIONS:
+        warnings.filterwarnings("ignore", message=message)
+
+
 def in_multirun() -> bool:
     """True inside a job of ``python -m kdlab -m …``, where one job's failure must not end the sweep."""
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
@@ -29,6 +45,7 @@ def main(cfg: DictConfig) -> float | None:
     # imported here, not at the top, only so that --help and --cfg answer before torch and Lightning load
     from kdlab.run import record_failure, run
 
+    quiet_third_party()
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     if not in_multirun() and HydraConfig.get().sweeper.get("params"):
         log.warning("hydra.sweeper.params (an hparams_search preset) only sweeps with -m; running one job")
@@ -46,4 +63,5 @@ def main(cfg: DictConfig) -> float | None:
         if in_multirun():
             return float("nan")
         raise
-    return metrics.get(result_keys.STUDENT_TEST_ACC)
+    # what a sweeper (Optuna) optimises: the best validation accuracy, never a test number (that would tune on test)
+    return metrics.get(result_keys.STUDENT_BEST_VAL_ACC)

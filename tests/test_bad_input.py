@@ -154,7 +154,7 @@ def test_bad_value_through_the_cli_writes_no_run_artifacts(tmp_path: Path) -> No
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == "kdlab: error: data.batch_size must be an integer >= 1, got 0"
     written = {p.relative_to(out).parts[0] for p in out.rglob("*")}
-    assert written <= {".hydra", "cli.log", "results.json"}, written
+    assert written <= {".hydra", "kdlab.log", "results.json"}, written
     assert json.loads((out / "results.json").read_text())["status"] == "failed"
     assert not cache.exists()
 

@@ -12,7 +12,7 @@ from kdlab.models import build_model
 from kdlab.run.validate import validate_config
 from kdlab.training.trainer import make_trainer
 
-GROUPS = ["data", "teacher", "student", "kd", "optim", "trainer", "logger"]
+GROUPS = ["data", "teacher", "student", "kd", "optim", "trainer", "logger", "paths", "callbacks"]
 NEEDS_FILES = {"data": {"imagefolder", "cifar10", "cifar100", "mnist"}}  # instantiated in their own tests
 
 

@@ -90,7 +90,7 @@ def test_wandb_offline_run_is_written_and_reads_back(tmp_path: Path, monkeypatch
     run_dir = Path(metrics["wandb/dir"]).parent
     assert run_dir.name.startswith("offline-run-")
     logged = read_offline_run(run_dir)
-    assert logged["config"]["kd"]["alpha"] == 0.9
+    assert logged["config"]["kd.alpha"] == 0.9
     assert logged["summary"]["student/test_acc"] == pytest.approx(metrics["student/test_acc"])
     train_steps = [h for h in logged["history"] if "train/loss_kd_step" in h]
     assert train_steps and all(h["train/loss_kd_step"] >= 0 for h in train_steps)

@@ -50,6 +50,7 @@ def test_a_sweep_with_a_bad_value_and_a_crash(tmp_path: Path) -> None:
     check_the_teacher_is_trained_once_and_reused(sweep_dir)
     check_the_report_is_written_and_compare_reads_it(sweep_dir, proc)
     check_each_wandb_run_holds_config_summary_and_group(sweep_dir)
+    check_the_sweep_plots_reach_wandb(sweep_dir)
 
 
 def check_every_job_ran_and_the_exit_status(sweep_dir: Path, proc: subprocess.CompletedProcess) -> None:
@@ -91,7 +92,7 @@ def check_each_wandb_run_holds_config_summary_and_group(sweep_dir: Path) -> None
         run_dir = Path(done["wandb/dir"]).parent
         assert run_dir.is_relative_to(sweep_dir / str(job)) and run_dir.name.startswith("offline-run-")
         logged = read_offline_run(run_dir)
-        assert logged["config"]["kd"]["temperature"] == temperature and logged["config"]["seed"] == 0
+        assert logged["config"]["kd.temperature"] == temperature and logged["config"]["seed"] == 0
         for key in (*SUMMARY_KEYS, *metrics_of_sweeps):
             assert logged["summary"][key] == pytest.approx(done[key]), key
         assert logged["group"] == "kd_grid-test"
@@ -112,3 +113,10 @@ def test_a_fixed_teacher_seed_gives_every_student_seed_the_same_teacher(tmp_path
         trained.append(torch.load(metrics["teacher/path"], weights_only=True)["state_dict"])
     assert trained[0].keys() == trained[1].keys()
     assert all(torch.equal(trained[0][k], trained[1][k]) for k in trained[0])
+
+
+def check_the_sweep_plots_reach_wandb(sweep_dir: Path) -> None:
+    (run_dir,) = sweep_dir.glob("wandb/offline-run-*")  # the sweep's own run, beside the jobs' folders
+    logged = read_offline_run(run_dir)
+    assert logged["job_type"] == "sweep-report" and logged["group"] == "kd_grid-test"
+    assert any(row.get("sweep/heatmap/_type") == "image-file" for row in logged["history"])

@@ -27,11 +27,13 @@ from kdlab.report.run_report import finish_report
 from kdlab.run.results import hydra_choices, write_results
 from kdlab.run.summary import print_summary
 from kdlab.run.validate import has_teacher, validate_config
+from kdlab.run.wandb_run import finish_run, make_logger, start_run
 from kdlab.teacher.output_cache import TeacherOutputsPlan, teacher_outputs_plan
 from kdlab.teacher.prepare import prepare_teacher
 from kdlab.teacher.source import TeacherSource
 from kdlab.terms.pairing import build_terms
 from kdlab.tracking import finish_wandb
+from kdlab.training.callbacks import build_callbacks
 from kdlab.training.checkpoint_io import AtomicCheckpointIO, best_score
 from kdlab.training.evaluator import evaluate_model
 from kdlab.training.module import DistillationModule, check_weights, metric_collection
@@ -52,12 +54,6 @@ from kdlab.training.trainer import leave_process_group, make_trainer
 log = logging.getLogger(__name__)
 
 FIT_LOSSES = ("train/loss_epoch", "val/loss_ce")  # last epoch's means, synced over DDP ranks
-
-
-def make_logger(cfg: DictConfig, out_dir: Path):
-    if not cfg.get("logger") or cfg.logger.get("_target_") is None:
-        return False
-    return build(cfg.logger, save_dir=str(out_dir))
 
 
 @dataclass
@@ -106,7 +102,7 @@ def set_up(cfg: DictConfig, out_dir: Path) -> RunSetup:
     source, outputs, teacher_metrics = TeacherSource("none", Path()), TeacherOutputsPlan("none"), {}
     if teacher is not None:
         with seeded(teacher_seed(cfg)):
-            source = prepare_teacher(teacher, cfg, datamodule)
+            source = prepare_teacher(teacher, cfg, datamodule, out_dir)
     restrict_transfer_set(datamodule, omitted)  # the student's training split only; the teacher saw every class
     if teacher is not None:
         outputs = teacher_outputs_plan(cfg, teacher, datamodule, TeacherTaps.of(terms.values()))
@@ -160,20 +156,19 @@ def run_single(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         **setup.optim,
     )
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    logger = make_logger(cfg, out_dir)
+    logger = make_logger(cfg, out_dir, setup.terms)
     if logger:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    best = ModelCheckpoint(
-        dirpath=out_dir / CHECKPOINT_DIR, monitor="val/acc", mode="max", save_last=True, enable_version_counter=False
-    )
+        start_run(logger, cfg, setup.source.path, setup.datamodule.name)
+    best, configured = build_callbacks(cfg.get("callbacks"), out_dir / CHECKPOINT_DIR, has_logger=bool(logger))
     every = cfg.get("checkpoint_every_n_steps")
-    callbacks = [best, *resume_callbacks(out_dir / CHECKPOINT_DIR, setup.signature, setup.config, every)]
+    callbacks = [best, *configured, *resume_callbacks(out_dir / CHECKPOINT_DIR, setup.signature, setup.config, every)]
     trainer = make_trainer(cfg.trainer, out_dir, logger=logger, callbacks=callbacks, plugins=[AtomicCheckpointIO()])
     try:
         trainer.fit(module, datamodule=setup.datamodule, ckpt_path=setup.resume.checkpoint, weights_only=True)
         fitted = trainer.callback_metrics  # empty when a finished run is resumed: nothing left to train
         last_epoch = {f"student/{k.split('/')[0]}_loss": float(fitted[k]) if k in fitted else None for k in FIT_LOSSES}
         final_val_acc = fitted.get("val/acc")
+        trainer.loggers = []  # test numbers go to the summary at the end, not into history as one-point charts
         student_metrics = trainer.test(module, datamodule=setup.datamodule, verbose=False)[0]
         leave_process_group()  # from here on rank 0 works alone
         for model in (setup.student, setup.teacher):  # the report times both, pruning and export need NCHW
@@ -193,8 +188,7 @@ def run_single(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         metrics[result_keys.STUDENT_TEST_ACC_BEST_CKPT] = _test_best_checkpoint(cfg, module, setup.datamodule, best)
         if logger:
             metrics[result_keys.WANDB_DIR] = getattr(getattr(logger, "experiment", None), "dir", None)
-            logger.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
-            _update_summary(logger, metrics)
+            finish_run(logger, cfg, out_dir, metrics)
     except BaseException:
         finish_wandb(exit_code=1)  # the dashboard shows a crashed job as failed, not finished
         raise
@@ -214,12 +208,6 @@ def _test_best_checkpoint(cfg, module, datamodule, best: ModelCheckpoint) -> flo
         return tester.test(
             module, datamodule=datamodule, ckpt_path=best.best_model_path, verbose=False, weights_only=True
         )[0]["test/acc"]
-
-
-def _update_summary(logger, metrics: dict[str, Any]) -> None:
-    summary = getattr(getattr(logger, "experiment", None), "summary", None)
-    if summary is not None:
-        summary.update({k: v for k, v in metrics.items() if isinstance(v, int | float | str)})
 
 
 def _collect(cfg, setup: RunSetup, module, student_metrics, best, started) -> dict[str, Any]:

@@ -54,6 +54,7 @@ class SweepReport(Callback):
             sys.exit(1)
         try:
             print_report(write_report(runs, sweep_dir, title=f"kdlab sweep {sweep_dir.name}"))
+            log_sweep_images(config, sweep_dir)
         except Exception:  # a broken report must not hide the sweep's outcome
             log.exception("could not write the sweep report into %s", sweep_dir)
         failed = [run for run in runs if not run.ok]
@@ -63,3 +64,24 @@ class SweepReport(Callback):
             ]
             log.error("%d of %d jobs failed: %s", len(failed), len(runs), "; ".join(described))
             sys.exit(1)
+
+
+SWEEP_IMAGES = ("heatmap.png", "accuracy_vs_size.png")
+
+
+def log_sweep_images(config: DictConfig, sweep_dir: Path) -> None:
+    """With the W&B logger, the sweep's plots as images of a ``job_type=sweep-report`` run in the sweep's group."""
+    from kdlab.tracking import finish_wandb, is_wandb, log_image, wandb_logger
+
+    logger_cfg = config.get("logger")
+    images = [sweep_dir / name for name in SWEEP_IMAGES if (sweep_dir / name).is_file()]
+    if not is_wandb(logger_cfg) or not images:
+        return
+    group = logger_cfg.get("group") or sweep_dir.name  # the jobs' group (kdlab.tracking.sweep_group)
+    logger = wandb_logger(
+        str(sweep_dir), logger_cfg.get("project", "kdlab"), logger_cfg.get("mode", "auto"), group,
+        name=f"report-{sweep_dir.name}", job_type="sweep-report",
+    )  # fmt: skip
+    for path in images:
+        log_image(logger.experiment, f"sweep/{path.stem}", path)
+    finish_wandb()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import DictConfig
 from torch import nn
 
@@ -12,8 +14,11 @@ from kdlab.teacher.single import prepare_single
 from kdlab.teacher.source import TeacherSource
 
 
-def prepare_teacher(model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule) -> TeacherSource:
-    """Fill ``model`` (a single teacher or a :class:`TeacherEnsemble`) with trained weights and say where from."""
+def prepare_teacher(
+    model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, run_dir: Path | None = None
+) -> TeacherSource:
+    """Fill ``model`` (a single teacher or a :class:`TeacherEnsemble`) with trained weights and say where from;
+    a single teacher trained here logs its own W&B run under ``run_dir`` (ensemble members do not, yet)."""
     if isinstance(model, TeacherEnsemble):  # each member is prepared, and cached, as a single teacher
         return prepare_ensemble(model, cfg, datamodule)
-    return prepare_single(model, cfg, datamodule)
+    return prepare_single(model, cfg, datamodule, run_dir)

@@ -112,6 +112,9 @@ MAY_CHANGE = (
     "resume",  # how this start treats the checkpoint
     "logger",  # where metrics are sent
     "cache_dir",  # where the teacher is looked up; the cache key itself covers what made the teacher
+    "paths",  # where data, cache and outputs live (the data itself is named by the data keys)
+    "tags",  # W&B labels
+    "callbacks.lr_monitor",  # the learning rate sent to the logger
     "checkpoint_every_n_steps",  # how often last.ckpt is written
     "compile",  # torch.compile: the same computation, fused (rounding in the last bits only)
     "channels_last",  # memory layout of the weights: the same values

@@ -14,14 +14,15 @@ from kdlab.training.speed import resolve_precision
 
 
 def make_trainer(trainer_cfg: DictConfig, root: Path, quiet: bool = False, **overrides: Any) -> pl.Trainer:
-    """Instantiate the configured Trainer; ``quiet`` turns off logging and checkpoints for helper phases."""
+    """Instantiate the configured Trainer; ``quiet`` turns off checkpoints for helper phases, and logging unless a
+    ``logger`` is given (the teacher's own W&B run)."""
     cfg = OmegaConf.to_container(trainer_cfg, resolve=True)
     cfg.update({k: v for k, v in overrides.items() if k not in ("logger", "callbacks", "plugins")})
     if "precision" in cfg:
         cfg["precision"] = resolve_precision(cfg["precision"], str(cfg.get("accelerator", "auto")))
     extra: dict[str, Any] = {"default_root_dir": str(root)}
     if quiet:
-        extra.update(logger=False, enable_checkpointing=False)
+        extra.update(logger=overrides.get("logger") or False, enable_checkpointing=False)
         if _is_distributed(cfg):  # helper phases (teacher training and testing) run in one process on every rank
             extra.update(strategy="auto", devices=1, num_nodes=1, sync_batchnorm=False)
     else:

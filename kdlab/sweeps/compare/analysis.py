@@ -14,7 +14,9 @@ from kdlab.sweeps.compare.collect import SEED_KEY, Run
 BASELINE_METHOD = "none"
 DELTA = "delta_vs_baseline"
 # Config parts that a kd=none baseline may differ in and still be the baseline of a run (everything else must match).
-NOT_CONTEXT = frozenset({"kd", "teacher", "teacher_seed", "seed", "logger", "cache_dir", "hparams_search"})
+NOT_CONTEXT = frozenset(
+    {"kd", "teacher", "teacher_seed", "seed", "logger", "cache_dir", "paths", "tags", "hparams_search"}
+)
 
 
 def _keys_in_order(runs: Sequence[Run]) -> list[str]:
@@ -64,7 +66,7 @@ def mark_repeats(runs: Sequence[Run]) -> int:
 
 
 def _identity(run: Run) -> str | None:
-    return _config_key(run.config, {"logger", "cache_dir"}) if run.ok and run.config else None
+    return _config_key(run.config, {"logger", "cache_dir", "paths", "tags"}) if run.ok and run.config else None
 
 
 def annotate_deltas(runs: Sequence[Run], metric: str = result_keys.STUDENT_TEST_ACC) -> int:

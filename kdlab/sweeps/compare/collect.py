@@ -17,7 +17,7 @@ from kdlab.errors import ConfigError
 SEED_KEY = "seed"
 # Overrides that say where a run wrote or logged, or which preset set the grid (its values are in the other overrides):
 # never a column, never part of a group.
-IGNORED_PREFIXES = ("hydra", "logger", "cache_dir", "hparams_search")
+IGNORED_PREFIXES = ("hydra", "logger", "cache_dir", "paths", "tags", "hparams_search")
 
 
 @dataclass

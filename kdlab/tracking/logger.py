@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,44 +58,32 @@ def finish_wandb(exit_code: int | None = None) -> None:
         wandb.finish(exit_code=exit_code)
 
 
-def _wandb_records(path: Path):
-    """Yield the protobuf records of a ``.wandb`` file (a 7-byte header, then LevelDB-log framed 32 KiB blocks)."""
-    from wandb.proto import wandb_internal_pb2
-
-    data, block, pos, pending = path.read_bytes(), 32 * 1024, 7, b""
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:  # block trailer too small for a header: padding
-            pos += block - pos % block
-            continue
-        length, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6]
-        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
-        pending = chunk if kind in (1, 2) else pending + chunk
-        if kind in (1, 4) and pending:
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            yield record
+def is_wandb(logger_cfg: Any) -> bool:
+    """True when the ``logger`` config node builds kdlab's W&B logger."""
+    targets = ("kdlab.tracking.wandb_logger", f"{__name__}.wandb_logger")
+    return bool(logger_cfg) and str(logger_cfg.get("_target_")) in targets
 
 
-def read_offline_run(run_dir: str | Path) -> dict[str, Any]:
-    """Config, summary, history and group of an offline W&B run, read back from its ``.wandb`` file."""
-    import json
+SWEEP_RUN_VARIABLES = ("WANDB_SWEEP_ID", "WANDB_SWEEP_PARAM_PATH", "WANDB_RUN_ID")
 
-    files = sorted(Path(run_dir).glob("*.wandb"))
-    if not files:
-        raise ConfigError(f"no .wandb file in {run_dir}")
 
-    def items(entries) -> dict[str, Any]:
-        return {(i.key or "/".join(i.nested_key)): json.loads(i.value_json) for i in entries}
+@contextmanager
+def outside_sweep() -> Iterator[None]:
+    """Run a side run (the teacher's training) as a run of its own, not as the sweep's: ``wandb agent`` sets the run
+    id and the sweep's parameters for the one job it launched, the student's.
 
-    config, summary, history, group = {}, {}, [], None
-    for record in _wandb_records(files[0]):
-        kind = record.WhichOneof("record_type")
-        if kind == "config":
-            config.update(items(record.config.update))
-        elif kind == "summary":
-            summary.update(items(record.summary.update))
-        elif kind == "history":
-            history.append(items(record.history.item))
-        elif kind == "run":
-            group = record.run.run_group or group
-    return {"config": config, "summary": summary, "history": history, "group": group}
+    wandb reads those variables once, into a process-wide singleton; it is torn down before the side run (rebuilt
+    without them) and after it (rebuilt with them for the sweep's own run). Wrap the side run from init to finish.
+    """
+    saved = {name: os.environ.pop(name) for name in SWEEP_RUN_VARIABLES if name in os.environ}
+    if not saved:
+        yield
+        return
+    import wandb
+
+    wandb.teardown()
+    try:
+        yield
+    finally:
+        wandb.teardown()
+        os.environ.update(saved)
