@@ -27,6 +27,7 @@ from kdlab.run.summary import print_summary
 from kdlab.run.validate import validate_config
 from kdlab.teacher.output_cache import TeacherOutputsPlan, teacher_outputs_plan
 from kdlab.teacher.prepare import prepare_teacher
+from kdlab.teacher.replay import replay_plan
 from kdlab.teacher.source import TeacherSource
 from kdlab.terms.pairing import build_terms
 from kdlab.tracking import finish_wandb
@@ -98,7 +99,9 @@ def set_up(cfg: DictConfig, out_dir: Path) -> RunSetup:
         to_channels_last(teacher)
     with seeded(teacher_seed(cfg)):
         source = prepare_teacher(teacher, cfg, datamodule)
-    outputs = teacher_outputs_plan(cfg, teacher, datamodule, TeacherTaps.of(terms.values()))
+    taps = TeacherTaps.of(terms.values())
+    # replay (random augmentation, logits only) first; else the output cache (fixed inputs) or the teacher online
+    outputs = replay_plan(cfg, teacher, datamodule, taps) or teacher_outputs_plan(cfg, teacher, datamodule, taps)
     teacher_metrics = teacher_test_metrics(teacher, datamodule, outputs.table, cfg.trainer)
     return RunSetup(
         datamodule, shape, student, teacher, terms, optim, signature, config, resume, source, outputs, teacher_metrics
