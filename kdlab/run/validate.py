@@ -13,6 +13,7 @@ from kdlab.models.factory import check_timm_name
 from kdlab.post.settings import check_post_config
 from kdlab.teacher.members import reject_teacher_list
 from kdlab.teacher.output_cache import cache_mode
+from kdlab.teacher.replay import ReplaySettings
 from kdlab.tracking import resolve_wandb_mode
 from kdlab.training.resume import resume_mode
 
@@ -119,6 +120,7 @@ def validate_config(cfg: DictConfig) -> None:
     if cfg.teacher.get("checkpoint") and not Path(cfg.teacher.checkpoint).is_file():
         raise ConfigError(f"teacher.checkpoint {cfg.teacher.checkpoint} does not exist")
     cache_mode(cfg)  # kd.cache_teacher: a bad value, or true with random augmentation
+    ReplaySettings.of(cfg)  # kd.replay: views, topk, max_gb
     if cfg.get("logger") and cfg.logger.get("mode") is not None:
         resolve_wandb_mode(cfg.logger.mode)
     check_post_config(cfg.get("post"))

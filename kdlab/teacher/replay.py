@@ -63,13 +63,14 @@ class ReplaySettings:
     max_gb: float
 
     @classmethod
-    def of(cls, cfg: DictConfig, num_classes: int) -> ReplaySettings:
+    def of(cls, cfg: DictConfig, num_classes: int | None = None) -> ReplaySettings:
+        """Checked settings; ``num_classes`` None (before the data is built) skips topk's upper bound."""
         replay = cfg.kd.get("replay") or {}
         views = replay.get("views") or cfg.trainer.max_epochs
         topk, max_gb = replay.get("topk") or 0, replay.get("max_gb", DEFAULT_MAX_GB)
         if not isinstance(views, int) or isinstance(views, bool) or views < 1:
             raise ConfigError(f"kd.replay.views must be a positive integer (null: trainer.max_epochs), got {views!r}")
-        if not isinstance(topk, int) or isinstance(topk, bool) or not 0 <= topk < num_classes:
+        if not isinstance(topk, int) or isinstance(topk, bool) or not 0 <= topk < (num_classes or topk + 1):
             raise ConfigError(f"kd.replay.topk must be an integer in [0, {num_classes}) (0 = all logits), got {topk!r}")
         if not isinstance(max_gb, int | float) or isinstance(max_gb, bool) or max_gb <= 0:
             raise ConfigError(f"kd.replay.max_gb must be a positive number of GiB, got {max_gb!r}")
@@ -86,7 +87,9 @@ def why_not_replay(cfg: DictConfig, datamodule: Any, taps: TeacherTaps) -> str |
         return "the data set is streamed from disk (replay needs the in-memory data path)"
     if taps.stages or taps.embedding:
         return "the terms read the teacher's feature maps or embedding, which are not replayed"
-    if "ddp" in str(cfg.trainer.get("strategy", "")) or int(cfg.trainer.get("devices", 1) or 1) > 1:
+    devices = cfg.trainer.get("devices", 1)
+    single = devices in (1, "1", None) or (devices == "auto" and torch.cuda.device_count() <= 1)
+    if "ddp" in str(cfg.trainer.get("strategy", "")) or not single:
         return "replay serves single-process runs only (DDP shards would need the views per rank)"
     return None
 
