@@ -154,7 +154,8 @@ class Bench:
             order = torch.randperm(n, generator=generator)
             for i in range(0, n, batch_size):
                 idx = order[i : i + batch_size]
-                step(images[idx].to(self.device, non_blocking=True), targets[idx].to(self.device, non_blocking=True))
+                x = self.data.transform(images[idx].to(self.device, non_blocking=True))  # uint8 -> model inputs
+                step(x, targets[idx].to(self.device, non_blocking=True))
             if scheduler is not None:
                 scheduler.step()
         sync(self.device)

@@ -66,8 +66,8 @@ class ReplaySettings:
     def of(cls, cfg: DictConfig, num_classes: int | None = None) -> ReplaySettings:
         """Checked settings; ``num_classes`` None (before the data is built) skips topk's upper bound."""
         replay = cfg.kd.get("replay") or {}
-        views = replay.get("views") or cfg.trainer.max_epochs
-        topk, max_gb = replay.get("topk") or 0, replay.get("max_gb", DEFAULT_MAX_GB)
+        views = cfg.trainer.max_epochs if replay.get("views") is None else replay.views
+        topk, max_gb = replay.get("topk", 0), replay.get("max_gb", DEFAULT_MAX_GB)
         if not isinstance(views, int) or isinstance(views, bool) or views < 1:
             raise ConfigError(f"kd.replay.views must be a positive integer (null: trainer.max_epochs), got {views!r}")
         if not isinstance(topk, int) or isinstance(topk, bool) or not 0 <= topk < (num_classes or topk + 1):
