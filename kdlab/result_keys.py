@@ -106,7 +106,7 @@ DOCUMENTED: dict[str, str] = {
     TEACHER_TEST_ACC: "teacher top-1 on the test split",
     TEACHER_TEST_ACC_TOP5: "teacher top-5 (more than 5 classes)",
     TEACHER_PARAMS: "teacher parameters",
-    TEACHER_OUTPUTS_SOURCE: "online | computed | cache: where the teacher's outputs came from",
+    TEACHER_OUTPUTS_SOURCE: "online | computed | cache | replay: where the teacher's outputs came from",
     TEACHER_MEMBERS: "an ensemble's member names",
     STUDENT_NAME: "the student's timm name",
     STUDENT_TEST_ACC: "student top-1 on the test split, last epoch",

@@ -165,9 +165,9 @@ def test_teacher_trains_with_teacher_optim(tmp_path: Path, monkeypatch: pytest.M
 def test_teacher_augment_applies_to_teacher_training_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     used: list[str] = []
 
-    def recording(name: str, images: torch.Tensor) -> torch.Tensor:
+    def recording(name: str, images: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
         used.append(name)
-        return apply_augment(name, images)
+        return apply_augment(name, images, keys)
 
     monkeypatch.setattr(datamodule_module, "apply_augment", recording)
     run(compose_config(*FAST, "teacher=mlp1200", "student=mlp800", "data.augment=none"), tmp_path)

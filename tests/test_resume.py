@@ -22,7 +22,9 @@ RUN = [
     "trainer.max_epochs=2",
     "trainer.deterministic=true",
     "data.batch_size=32",
-    "data.augment=crop_flip",  # draws from the global RNG every step: the resumed run must restore it
+    # random crops (per sample, from seed, epoch and index) with logits-only terms: the teacher's outputs are replayed
+    # (kdlab.teacher.replay), so this also resumes a replayed run mid-epoch at the right view
+    "data.augment=crop_flip",
     "checkpoint_every_n_steps=1",
     # paces each step (0.3 s) so the test can land its kill inside the second epoch; weight 0: no effect on training
     "+kd.terms.pace={_target_:fault_terms.Pace,_partial_:true,seconds:0.3}",
@@ -86,6 +88,7 @@ def test_sigkill_mid_epoch_then_rerun_resumes_and_matches_an_uninterrupted_run(t
     assert resumed["resumed_at_step"] >= seen_step and resumed["resumed_at_step"] % STEPS_PER_EPOCH
     assert reference["resumed_from"] is None
     assert resumed["teacher/source"] == "cache"  # the teacher was not retrained
+    assert resumed["teacher/outputs_source"] == reference["teacher/outputs_source"] == "replay"
     assert not stale.exists()
     for key in COMPARED:
         assert resumed[key] == pytest.approx(reference[key], rel=1e-5, abs=1e-7), key

@@ -86,7 +86,7 @@ def test_auto_runs_online_with_random_augmentation(tmp_path: Path, caplog: pytes
 
 
 def test_bad_mode_and_corrupt_file_are_config_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"kd\.cache_teacher must be auto, true or false, got 'sometimes'"):
+    with pytest.raises(ConfigError, match=r"kd\.cache_teacher must be auto, true, false or replay, got 'sometimes'"):
         run(compose_config(*FAST, "kd.cache_teacher=sometimes"), tmp_path)
     cfg = compose_config(*FAST)
     data, teacher = build(cfg.data), tiny()

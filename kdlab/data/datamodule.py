@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from kdlab.data.augment import apply_augment, check_augment
+from kdlab.data.augment import apply_augment, check_augment, sample_keys
 from kdlab.data.mixing import BatchMixer
 from kdlab.data.sampling import (
     ResumableDataLoader,
@@ -86,6 +86,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         channels, size = int(train.images.shape[1]), int(train.images.shape[-1])
         self.transform = transform if transform is not None else InputTransform.identity(channels, size)
         self.mixer = mixer
+        self.view_cycle = 0  # teacher-output replay (kdlab.teacher.replay): epoch e trains on view e mod view_cycle
 
     @property
     def in_chans(self) -> int:
@@ -118,11 +119,23 @@ class InMemoryDataModule(pl.LightningDataModule):
         trainer = self.trainer
         return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
 
+    def data_epoch(self, epoch: int) -> int:
+        """The epoch whose random draws (augmentation, mixing) epoch ``epoch`` uses: itself, or its replay view."""
+        return epoch % self.view_cycle if self.view_cycle else epoch
+
+    def shuffle_cycle(self) -> int:
+        """With mixing under replay the batches themselves must repeat (a mixed image depends on its partner), so
+        the shuffle cycles with the views; otherwise every epoch gets its own order."""
+        return self.view_cycle if self.mixer is not None else 0
+
+    def _train_sampler(self, dataset: Dataset, world: int = 1, rank: int = 0) -> ResumableShuffleSampler:
+        return ResumableShuffleSampler(dataset, world, rank, seed=shuffle_seed(), cycle=self.shuffle_cycle())
+
     def _loader(self, split: Split, shuffle: bool) -> DataLoader:
         """Train: seeded per-epoch shuffle that resumes mid-epoch; eval: in order, unpadded shards under DDP."""
         dataset, (world, rank) = BatchedTensorDataset(split), self._ranks()
         if shuffle:
-            sampler = ResumableShuffleSampler(dataset, num_replicas=world, rank=rank, seed=shuffle_seed())
+            sampler = self._train_sampler(dataset, world, rank)
             return ResumableDataLoader(
                 dataset,
                 self.batch_size,
@@ -161,10 +174,33 @@ class InMemoryDataModule(pl.LightningDataModule):
         return batch
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        batch = {**batch, "image": self.transform(batch["image"])}
         training = self.trainer is not None and self.trainer.training
-        if self.augment != "none" and training:
-            batch = {**batch, "image": apply_augment(self.augment, batch["image"])}
-        if self.mixer is not None and training and "mix_key" in batch:
-            batch = self.mixer(batch, shuffle_seed(), self.trainer.current_epoch)
+        if training:
+            return self.train_inputs(batch, self.trainer.current_epoch)
+        return {**batch, "image": self.transform(batch["image"])}
+
+    def train_inputs(self, batch: dict[str, Any], epoch: int) -> dict[str, Any]:
+        """A training batch as the student gets it at ``epoch``: transformed, augmented per sample from (seed, data
+        epoch, index), then mixed per batch."""
+        batch = {**batch, "image": self.transform(batch["image"])}
+        seed, data_epoch = shuffle_seed(), self.data_epoch(epoch)
+        if self.augment != "none":
+            keys = sample_keys(seed, data_epoch, batch["index"])
+            batch = {**batch, "image": apply_augment(self.augment, batch["image"], keys)}
+        if self.mixer is not None and "mix_key" in batch:
+            batch = self.mixer(batch, seed, data_epoch)
         return batch
+
+    def train_view_batches(self, view: int, device: torch.device | str = "cpu") -> Iterator[dict[str, Any]]:
+        """Every training batch of data epoch ``view`` (one process), exactly as the student gets them: the same
+        shuffle, batch boundaries, dropped last batch, augmentation and mixing. Replay runs the teacher on these."""
+        dataset = BatchedTensorDataset(self.train)
+        sampler = self._train_sampler(dataset)
+        sampler.set_epoch(view)
+        order = torch.as_tensor(list(sampler), dtype=torch.long)
+        if self._drop_lone_last_sample(len(order), 1):
+            order = order[: len(order) - 1]
+        for chunk in order.split(self.batch_size):
+            batch = self.on_before_batch_transfer(dataset.__getitems__(chunk.tolist()), 0)
+            batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+            yield self.train_inputs(batch, view)

@@ -29,10 +29,14 @@ class ResumableShuffleSampler(DistributedSampler):
     With ``num_replicas > 1`` each rank takes every ``num_replicas``-th index, as ``DistributedSampler`` does.
     """
 
-    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0) -> None:
+    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0, cycle: int = 0) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
         self.yielded = 0
         self._skip: dict[str, int] | None = None
+        self.cycle = cycle  # > 0: epoch e shuffles as epoch e mod cycle (teacher-output replay with mixing)
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch % self.cycle if self.cycle else epoch)
 
     def __iter__(self) -> Iterator[int]:
         indices = list(super().__iter__())

@@ -30,6 +30,7 @@ from kdlab.run.validate import has_teacher, validate_config
 from kdlab.run.wandb_run import finish_run, make_logger, start_run
 from kdlab.teacher.output_cache import TeacherOutputsPlan, teacher_outputs_plan
 from kdlab.teacher.prepare import prepare_teacher
+from kdlab.teacher.replay import replay_plan
 from kdlab.teacher.source import TeacherSource
 from kdlab.terms.pairing import build_terms
 from kdlab.tracking import finish_wandb
@@ -105,7 +106,9 @@ def set_up(cfg: DictConfig, out_dir: Path) -> RunSetup:
             source = prepare_teacher(teacher, cfg, datamodule, out_dir)
     restrict_transfer_set(datamodule, omitted)  # the student's training split only; the teacher saw every class
     if teacher is not None:
-        outputs = teacher_outputs_plan(cfg, teacher, datamodule, TeacherTaps.of(terms.values()))
+        taps = TeacherTaps.of(terms.values())
+        # replay (random augmentation, logits only) first; else the output cache (fixed inputs) or the teacher online
+        outputs = replay_plan(cfg, teacher, datamodule, taps) or teacher_outputs_plan(cfg, teacher, datamodule, taps)
         teacher_metrics = teacher_test_metrics(teacher, datamodule, outputs.table, cfg.trainer)
     return RunSetup(
         datamodule,

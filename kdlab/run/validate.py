@@ -13,6 +13,7 @@ from kdlab.models.factory import check_timm_name
 from kdlab.post.settings import check_post_config
 from kdlab.teacher.members import reject_teacher_list
 from kdlab.teacher.output_cache import cache_mode
+from kdlab.teacher.replay import ReplaySettings
 from kdlab.tracking import resolve_wandb_mode
 from kdlab.training.resume import resume_mode
 
@@ -129,6 +130,7 @@ def validate_config(cfg: DictConfig) -> None:
     _check_positive_int(cfg.trainer.get("max_epochs"), "trainer.max_epochs")
     if has_teacher(cfg):
         _check_teacher(cfg)
+    ReplaySettings.of(cfg)  # kd.replay: views, topk, max_gb
     if cfg.get("logger") and cfg.logger.get("mode") is not None:
         resolve_wandb_mode(cfg.logger.mode)
     check_post_config(cfg.get("post"))

@@ -45,10 +45,11 @@ class TeacherOutputsPlan:
 
 
 def cache_mode(cfg: DictConfig) -> bool:
-    """Resolve ``kd.cache_teacher`` (auto | true | false) against ``data.augment``; a contradiction is a ConfigError."""
+    """Resolve ``kd.cache_teacher`` (auto | true | false | replay) against ``data.augment``; a contradiction is a
+    ConfigError."""
     mode = cfg.kd.get("cache_teacher", "auto")
-    if not (mode == "auto" or isinstance(mode, bool)):
-        raise ConfigError(f"kd.cache_teacher must be auto, true or false, got {mode!r}")
+    if not (mode in ("auto", "replay") or isinstance(mode, bool)):  # replay: kdlab.teacher.replay
+        raise ConfigError(f"kd.cache_teacher must be auto, true, false or replay, got {mode!r}")
     augment = cfg.data.get("augment", "none")
     if mode is True and augment != "none":
         raise ConfigError(

@@ -20,6 +20,7 @@ from kdlab.models.outputs import ModelOutputs
 from kdlab.models.taps import forward_with_taps
 from kdlab.terms.base import Batch, DistillationTerm
 from kdlab.training.faults import check_finite_loss
+from kdlab.training.replay_table import ReplayTable
 from kdlab.training.step_log import RunningLosses
 from kdlab.training.teacher_outputs import TeacherOutputTable, run_teacher
 
@@ -58,8 +59,9 @@ TRAIN_LOSSES_KEY = "kdlab_train_losses"  # the epoch's running loss sums, in Lig
 class DistillationModule(pl.LightningModule):
     """Student (+ optional frozen teacher and distillation terms); with no teacher it is plain supervised training.
 
-    ``teacher_outputs``, a table of the teacher's outputs per sample (see :mod:`kdlab.teacher.output_cache`), replaces
-    the teacher's forward pass wherever it covers the split and taps; elsewhere the teacher runs online.
+    ``teacher_outputs``, a table of the teacher's outputs per sample (see :mod:`kdlab.teacher.output_cache`), or per
+    sample and augmented view (:mod:`kdlab.teacher.replay`), replaces the teacher's forward pass wherever it covers
+    the split and taps; elsewhere the teacher runs online.
     ``total = (1 − alpha)·CE + Σ_name weights[name]·loss[name]``; every raw term is logged as ``train/loss_<name>``.
     """
 
@@ -73,7 +75,7 @@ class DistillationModule(pl.LightningModule):
         terms: Mapping[str, DistillationTerm] | None = None,
         weights: Mapping[str, float] | None = None,
         alpha: float = 0.0,
-        teacher_outputs: TeacherOutputTable | None = None,
+        teacher_outputs: TeacherOutputTable | ReplayTable | None = None,
     ) -> None:
         super().__init__()
         self.student = student
@@ -109,7 +111,7 @@ class DistillationModule(pl.LightningModule):
     def _teacher_outputs(self, batch: Batch, split: str, stages: list[int], embedding: bool) -> ModelOutputs:
         table = self.teacher_outputs
         if table is not None and table.covers(split, stages, embedding):
-            return table.lookup(batch["index"], split, stages, embedding)
+            return table.lookup(batch["index"], split, stages, embedding, epoch=self.current_epoch)
         return run_teacher(self.teacher.model, batch["image"], stages, embedding)
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:

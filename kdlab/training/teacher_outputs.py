@@ -77,8 +77,12 @@ class TeacherOutputTable:
             return True
         return split == "train" and set(stages) <= set(self.stages) and (self.has_embedding or not embedding)
 
-    def lookup(self, index: Tensor, split: str, stages: Sequence[int] = (), embedding: bool = False) -> ModelOutputs:
-        """The rows ``index`` of ``split``: what :func:`run_teacher` would return for those samples."""
+    def lookup(
+        self, index: Tensor, split: str, stages: Sequence[int] = (), embedding: bool = False, epoch: int = 0
+    ) -> ModelOutputs:
+        """The rows ``index`` of ``split``: what :func:`run_teacher` would return for those samples (the inputs are
+        the same every epoch, so ``epoch`` does not matter here; see :class:`~kdlab.training.replay_table.ReplayTable`
+        for the table where it does)."""
         if not self.covers(split, stages, embedding):
             raise KeyError(f"teacher output table has no {split} outputs for stages {list(stages)}, {embedding=}")
         table = self._on(index.device)

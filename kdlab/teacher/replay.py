@@ -1,0 +1,245 @@
+"""Teacher-output replay: distil under random augmentation at the cost of training the student alone.
+
+Every random choice of the in-memory data path is a function of (seed, epoch, sample index) for augmentation and
+(seed, epoch, batch) for mixup/cutmix (:mod:`kdlab.data.augment`, :mod:`kdlab.data.mixing`), so the student's input
+at epoch ``e`` is known in advance. For ``V`` views (default: the student's epochs, exact) the teacher is run once
+per view over exactly the batches the student will get at an epoch ``e`` with ``e mod V = v`` — with mixing on, on
+the *mixed* images — and its fp16 logits are stored in a memory-mapped file under ``<cache_root>/teacher_replay/``,
+reused by every later run and every job of a sweep. This is FKD's idea (Shen & Xing, "A Fast Knowledge Distillation
+Framework for Visual Recognition", ECCV 2022, arXiv:2112.01528) with Beyer et al.'s condition ("Knowledge
+distillation: A good teacher is patient and consistent", CVPR 2022, arXiv:2106.05237): the teacher's output must be
+on the student's exact view. ``V`` < epochs cycles the views (FKD-style).
+
+Only logits are replayed: terms that read the teacher's feature maps or embedding run it online.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import timm
+import torch
+from filelock import FileLock
+from omegaconf import DictConfig
+from torch import nn
+
+from kdlab.data.datamodule import InMemoryDataModule
+from kdlab.data.sampling import shuffle_seed
+from kdlab.errors import ConfigError
+from kdlab.io import write_json
+from kdlab.teacher.cache import cache_root
+from kdlab.teacher.output_cache import TeacherOutputsPlan, _device_of, _evaluating, fingerprint
+from kdlab.training.replay_table import (
+    INDICES_FILE,
+    LOGITS_FILE,
+    META_FILE,
+    REPLAY_FORMAT,
+    REST_FILE,
+    VALUES_FILE,
+    ReplayTable,
+    topk_with_rest,
+)
+from kdlab.training.teacher_outputs import TeacherTaps, run_teacher
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_GB = 20.0
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    """``kd.replay``: ``views`` (V; null = the student's max_epochs), ``topk`` (0 = all logits), ``max_gb``."""
+
+    views: int
+    topk: int
+    max_gb: float
+
+    @classmethod
+    def of(cls, cfg: DictConfig, num_classes: int | None = None) -> ReplaySettings:
+        """Checked settings; ``num_classes`` None (before the data is built) skips topk's upper bound."""
+        replay = cfg.kd.get("replay") or {}
+        views = cfg.trainer.max_epochs if replay.get("views") is None else replay.views
+        topk, max_gb = replay.get("topk", 0), replay.get("max_gb", DEFAULT_MAX_GB)
+        if not isinstance(views, int) or isinstance(views, bool) or views < 1:
+            raise ConfigError(f"kd.replay.views must be a positive integer (null: trainer.max_epochs), got {views!r}")
+        if not isinstance(topk, int) or isinstance(topk, bool) or not 0 <= topk < (num_classes or topk + 1):
+            raise ConfigError(f"kd.replay.topk must be an integer in [0, {num_classes}) (0 = all logits), got {topk!r}")
+        if not isinstance(max_gb, int | float) or isinstance(max_gb, bool) or max_gb <= 0:
+            raise ConfigError(f"kd.replay.max_gb must be a positive number of GiB, got {max_gb!r}")
+        return cls(int(views), int(topk), float(max_gb))
+
+    def nbytes(self, num_samples: int, num_classes: int) -> int:
+        rows = self.views * num_samples
+        return rows * (self.topk * (2 + 4) + 4) if self.topk else rows * num_classes * 2
+
+
+def why_not_replay(cfg: DictConfig, datamodule: Any, taps: TeacherTaps) -> str | None:
+    """Why this run's teacher outputs cannot be replayed (then the teacher runs online), or None when they can."""
+    if not isinstance(datamodule, InMemoryDataModule):
+        return "the data set is streamed from disk (replay needs the in-memory data path)"
+    if taps.stages or taps.embedding:
+        return "the terms read the teacher's feature maps or embedding, which are not replayed"
+    devices = cfg.trainer.get("devices", 1)
+    single = devices in (1, "1", None) or (devices == "auto" and torch.cuda.device_count() <= 1)
+    if "ddp" in str(cfg.trainer.get("strategy", "")) or not single:
+        return "replay serves single-process runs only (DDP shards would need the views per rank)"
+    return None
+
+
+def replay_requested(cfg: DictConfig, datamodule: Any) -> bool:
+    """``kd.cache_teacher=replay``, or ``auto`` with random augmentation or mixing (where the output cache cannot
+    serve)."""
+    mode = cfg.kd.get("cache_teacher", "auto")
+    varies = cfg.data.get("augment", "none") != "none" or getattr(datamodule, "mixer", None) is not None
+    return mode == "replay" or (mode == "auto" and varies)
+
+
+def key_record(
+    teacher: nn.Module, datamodule: InMemoryDataModule, settings: ReplaySettings, cfg: DictConfig
+) -> dict[str, Any]:
+    """What determines the replayed logits, readable: teacher weights, data contents, transform and augmentation
+    recipe with the library versions that draw them, batching (mixing pairs images within a batch), seed, V, K."""
+    t, mixer = datamodule.transform, datamodule.mixer
+    return {
+        "format": REPLAY_FORMAT,
+        "teacher": str(cfg.teacher.name),
+        "teacher_class": type(teacher).__name__,
+        "teacher_weights": fingerprint(teacher.state_dict().items()),
+        "data": datamodule.name,
+        "train_data": fingerprint([("images", datamodule.train.images), ("targets", datamodule.train.targets)]),
+        "transform": {"scale": t.scale, "size": t.size, "mean": t.mean.tolist(), "std": t.std.tolist()},
+        "augment": datamodule.augment,
+        "mixing": None if mixer is None else repr(vars(mixer.mixup)),
+        "batch_size": datamodule.batch_size,
+        "versions": {"torch": torch.__version__, "timm": timm.__version__, "numpy": np.__version__},
+        "seed": shuffle_seed(),
+        "views": settings.views,
+        "topk": settings.topk,
+    }
+
+
+def replay_dir(cfg: DictConfig, record: dict[str, Any]) -> Path:
+    digest = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return cache_root(cfg.get("cache_dir")) / "teacher_replay" / f"{record['teacher']}-{digest}"
+
+
+def check_budget(path: Path, nbytes: int, settings: ReplaySettings) -> str | None:
+    """Why ``nbytes`` would not fit (over ``kd.replay.max_gb`` or the disk's free space), else None."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(path.parent).free
+    need = f"{nbytes / 1024**3:.2f} GiB for {settings.views} views"
+    if nbytes > settings.max_gb * 1024**3:
+        return f"the replayed teacher logits need {need}, over kd.replay.max_gb={settings.max_gb:g}"
+    if nbytes > free:
+        return f"the replayed teacher logits need {need}, but {path.parent} has {free / 1024**3:.2f} GiB free"
+    return None
+
+
+def _open_arrays(directory: Path, settings: ReplaySettings, n: int, c: int) -> dict[str, np.memmap]:
+    v, k = settings.views, settings.topk
+    if not k:
+        return {"logits": np.memmap(directory / LOGITS_FILE, np.float16, "w+", shape=(v, n, c))}
+    return {
+        "values": np.memmap(directory / VALUES_FILE, np.float16, "w+", shape=(v, n, k)),
+        "indices": np.memmap(directory / INDICES_FILE, np.int32, "w+", shape=(v, n, k)),
+        "rest": np.memmap(directory / REST_FILE, np.float32, "w+", shape=(v, n)),
+    }
+
+
+def _store(arrays: dict[str, np.memmap], view: int, rows: np.ndarray, logits: torch.Tensor, topk: int) -> None:
+    if not topk:
+        arrays["logits"][view, rows] = logits.half().cpu().numpy()
+        return
+    values, indices, rest = topk_with_rest(logits, topk)
+    arrays["values"][view, rows] = values.half().cpu().numpy()
+    arrays["indices"][view, rows] = indices.int().cpu().numpy()
+    arrays["rest"][view, rows] = rest.cpu().numpy()
+
+
+def compute_views(
+    teacher: nn.Module, datamodule: InMemoryDataModule, settings: ReplaySettings, directory: Path
+) -> None:
+    """One eval-mode teacher pass per view over exactly the student's batches of that view, stored as it goes."""
+    n, c = datamodule.num_train, datamodule.num_classes
+    arrays = _open_arrays(directory, settings, n, c)
+    with _evaluating(teacher):
+        device = _device_of(teacher)
+        for view in range(settings.views):
+            for batch in datamodule.train_view_batches(view, device):
+                logits = run_teacher(teacher, batch["image"]).logits
+                _store(arrays, view, batch["index"].cpu().numpy(), logits, settings.topk)
+    for array in arrays.values():
+        array.flush()
+
+
+def _write_replay(
+    teacher: nn.Module, datamodule: InMemoryDataModule, settings: ReplaySettings, record: dict, path: Path
+) -> None:
+    """Compute into a temporary directory beside ``path`` and rename it into place: a killed job leaves no half file."""
+    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        compute_views(teacher, datamodule, settings, partial)
+        shape = [settings.views, datamodule.num_train, datamodule.num_classes]
+        write_json(partial / META_FILE, {"format": REPLAY_FORMAT, "shape": shape, "topk": settings.topk, "key": record})
+        os.replace(partial, path)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _load(path: Path, settings: ReplaySettings, datamodule: InMemoryDataModule) -> ReplayTable:
+    try:
+        table = ReplayTable(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"teacher replay {path} is unreadable ({type(exc).__name__}); delete it to recompute") from (
+            exc
+        )
+    if (table.views, table.num_samples, table.num_classes, table.topk) != (
+        settings.views,
+        datamodule.num_train,
+        datamodule.num_classes,
+        settings.topk,
+    ):
+        raise ConfigError(f"teacher replay {path} does not match this run's data or kd.replay; delete it to recompute")
+    return table
+
+
+def replay_plan(cfg: DictConfig, teacher: nn.Module, datamodule: Any, taps: TeacherTaps) -> TeacherOutputsPlan | None:
+    """The replay table for this run (computed once under a lock, or loaded), or None when the teacher runs online
+    or the ordinary output cache applies. ``kd.cache_teacher=replay`` turns every reason for not replaying into a
+    ConfigError; under ``auto`` the reason is logged and the teacher runs online."""
+    if not replay_requested(cfg, datamodule):
+        return None
+    forced = cfg.kd.get("cache_teacher") == "replay"
+    if (why := why_not_replay(cfg, datamodule, taps)) is not None:
+        if forced:
+            raise ConfigError(f"kd.cache_teacher=replay: {why}; use kd.cache_teacher=auto (teacher online)")
+        log.info("teacher outputs: online (%s)", why)
+        return TeacherOutputsPlan("online")
+    settings = ReplaySettings.of(cfg, datamodule.num_classes)
+    record = key_record(teacher, datamodule, settings, cfg)
+    path = replay_dir(cfg, record)
+    with FileLock(str(path) + ".lock"):  # the jobs of a sweep compute the views once
+        if not path.exists():
+            if too_big := check_budget(path, settings.nbytes(datamodule.num_train, datamodule.num_classes), settings):
+                hint = "lower kd.replay.views, set kd.replay.topk, raise kd.replay.max_gb or use kd.cache_teacher=false"
+                if forced:
+                    raise ConfigError(f"kd.cache_teacher=replay: {too_big}; {hint}")
+                log.warning("teacher outputs: online (%s; %s)", too_big, hint)
+                return TeacherOutputsPlan("online")
+            _write_replay(teacher, datamodule, settings, record, path)
+            log.info("teacher outputs: replay, %d views computed once into %s", settings.views, path)
+        else:
+            log.info("teacher outputs: replay, %d views from %s", settings.views, path)
+        table = _load(path, settings, datamodule)
+    datamodule.view_cycle = settings.views
+    return TeacherOutputsPlan("replay", table, path)

@@ -1,0 +1,130 @@
+"""Teacher-output replay: the replayed logits are the teacher's on the student's exact augmented (and mixed) batch,
+computed once per view and reused, top-K reconstruction, budget refusal, and where replay does not apply."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import FAST, compose_config
+from test_imagefolder import _write_tree
+
+from kdlab.data.augment import apply_augment, sample_keys
+from kdlab.errors import ConfigError
+from kdlab.run import run
+from kdlab.training.module import DistillationModule
+from kdlab.training.replay_table import reconstruct_logits, topk_with_rest
+from kdlab.training.teacher_outputs import run_teacher
+
+REPLAY = [*FAST, "data.augment=crop_flip", "trainer.max_epochs=3", "kd.replay.views=2"]
+
+
+def _record_replayed_vs_fresh(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+    """Each training step's (epoch, replayed logits, a fresh teacher forward on that step's exact batch)."""
+    seen: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+    original = DistillationModule._teacher_outputs
+
+    def checking(self, batch, split, stages, embedding):
+        out = original(self, batch, split, stages, embedding)
+        if split == "train":
+            with torch.autocast(batch["image"].device.type, enabled=False):
+                fresh = run_teacher(self.teacher.model, batch["image"].float()).logits
+            seen.append((self.current_epoch, out.logits.detach().float(), fresh.float()))
+        return out
+
+    monkeypatch.setattr(DistillationModule, "_teacher_outputs", checking)
+    return seen
+
+
+def _assert_replayed_equals_fresh(seen: list[tuple[int, torch.Tensor, torch.Tensor]], epochs: int) -> None:
+    assert sorted({epoch for epoch, _, _ in seen}) == list(range(epochs))
+    for _, replayed, fresh in seen:
+        torch.testing.assert_close(replayed, fresh.half().float(), rtol=2e-3, atol=2e-3)  # stored as fp16
+
+
+def test_replayed_logits_are_the_teachers_on_the_exact_augmented_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _record_replayed_vs_fresh(monkeypatch)
+    metrics = run(compose_config(*REPLAY), tmp_path / "a")
+    assert metrics["teacher/outputs_source"] == "replay"
+    _assert_replayed_equals_fresh(seen, 3)  # epoch 2 replays view 0 (V=2 < epochs: views cycle)
+
+
+def test_replayed_logits_match_with_mixup_and_cutmix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _write_tree(tmp_path / "images")
+    folder = ["data=imagefolder", f"data.root={root}", "data.image_size=16", "data.in_memory=true"]
+    mixing = ["data.mixup=0.8", "data.cutmix=1.0", "data.batch_size=8"]
+    seen = _record_replayed_vs_fresh(monkeypatch)
+    metrics = run(compose_config(*REPLAY, *folder, *mixing), tmp_path / "r")
+    assert metrics["teacher/outputs_source"] == "replay"
+    _assert_replayed_equals_fresh(seen, 3)
+
+
+def test_views_are_computed_once_and_reused_by_every_job(tmp_path: Path) -> None:
+    first = run(compose_config(*REPLAY), tmp_path / "a")
+    second = run(compose_config(*REPLAY, "kd.alpha=0.5", "kd.temperature=8"), tmp_path / "b")
+    assert first["teacher/outputs_source"] == second["teacher/outputs_source"] == "replay"
+    stored = [p for p in (tmp_path / "kdlab-cache" / "teacher_replay").iterdir() if p.is_dir()]
+    assert len(stored) == 1
+    views, samples, classes = json.loads((stored[0] / "meta.json").read_text())["shape"]
+    assert (views, classes) == (2, 10) and (stored[0] / "logits.f16").stat().st_size == views * samples * classes * 2
+
+
+def test_augmentation_is_a_function_of_seed_epoch_and_sample() -> None:
+    images = torch.randn(6, 1, 8, 8)
+    index = torch.arange(6)
+    once = apply_augment("crop_flip", images, sample_keys(0, 1, index))
+    # the same samples in another order and batch give the same views
+    reordered = apply_augment("crop_flip", images.flip(0), sample_keys(0, 1, index.flip(0))).flip(0)
+    assert torch.equal(once, reordered)
+    assert not torch.equal(once, apply_augment("crop_flip", images, sample_keys(0, 2, index)))  # another epoch
+    assert not torch.equal(once, apply_augment("crop_flip", images, sample_keys(1, 1, index)))  # another seed
+
+
+def test_topk_reconstruction_keeps_topk_probabilities_and_the_rest_mass() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(5, 100) * 3
+    values, indices, rest = topk_with_rest(logits, 10)
+    rebuilt = reconstruct_logits(values, indices, rest, 100)
+    p, q = logits.softmax(-1), rebuilt.softmax(-1)
+    torch.testing.assert_close(q.gather(-1, indices), p.gather(-1, indices))
+    torch.testing.assert_close(1 - q.gather(-1, indices).sum(-1), 1 - p.gather(-1, indices).sum(-1))
+    others = torch.ones_like(p, dtype=torch.bool).scatter(-1, indices, False)
+    assert torch.allclose(rebuilt[others].view(5, 90), (rest - math.log(90))[:, None].expand(5, 90))
+
+
+def test_a_topk_run_replays(tmp_path: Path) -> None:
+    metrics = run(compose_config(*REPLAY, "kd.replay.topk=3"), tmp_path / "a")
+    assert metrics["teacher/outputs_source"] == "replay"
+
+
+def test_replay_over_the_disk_budget_is_refused_before_training(tmp_path: Path) -> None:
+    forced = [*REPLAY, "kd.cache_teacher=replay", "kd.replay.max_gb=0.000001"]
+    with pytest.raises(ConfigError, match=r"replayed teacher logits need .* GiB for 2 views, over kd\.replay\.max_gb"):
+        run(compose_config(*forced), tmp_path / "a")
+    assert not (tmp_path / "a" / "results.json").exists()
+
+
+def test_auto_over_budget_runs_the_teacher_online(tmp_path: Path) -> None:
+    metrics = run(compose_config(*REPLAY, "kd.replay.max_gb=0.000001"), tmp_path / "a")
+    assert metrics["teacher/outputs_source"] == "online"
+
+
+def test_feature_terms_run_the_teacher_online_and_say_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="kdlab.teacher.replay"):
+        metrics = run(compose_config(*REPLAY, "kd=fitnet"), tmp_path / "a")
+    assert metrics["teacher/outputs_source"] == "online"
+    assert "feature maps or embedding, which are not replayed" in caplog.text
+    with pytest.raises(ConfigError, match=r"kd\.cache_teacher=replay: the terms read the teacher's feature maps"):
+        run(compose_config(*REPLAY, "kd=fitnet", "kd.cache_teacher=replay"), tmp_path / "b")
+
+
+@pytest.mark.parametrize("views", [0, "two"])
+def test_bad_views_is_a_config_error(tmp_path: Path, views: object) -> None:
+    with pytest.raises(ConfigError, match=rf"kd\.replay\.views must be a positive integer .* got {views!r}"):
+        run(compose_config(*REPLAY, f"kd.replay.views={views}"), tmp_path / "a")
