@@ -118,7 +118,7 @@ def set_up(cfg: DictConfig, out_dir: Path) -> RunSetup:
         to_channels_last(student)
         to_channels_last(teacher)
     with seeded(teacher_seed(cfg)):
-        source = prepare_teacher(teacher, cfg, datamodule)
+        source = prepare_teacher(teacher, cfg, datamodule, out_dir)
     outputs = teacher_outputs_plan(cfg, teacher, datamodule, TeacherTaps.of(terms.values()))
     teacher_metrics = teacher_test_metrics(teacher, datamodule, outputs.table, optim, cfg.trainer)
     return RunSetup(
