@@ -20,6 +20,11 @@ from kdlab.errors import ConfigError
 
 KINDS = {TEACHERS: "teacher", OUTPUTS: "outputs"}  # folder -> what ``list`` calls its entries
 SUFFIXES = (".pt", ".json", ".pt.lock")  # an entry's weights, key record and lock
+EXAMPLES = """examples:
+  python -m kdlab.cache list                    one line per entry: kind, name, key, size, date, origin
+  python -m kdlab.cache show KEY                an entry's key record (JSON); KEY may be a prefix
+  python -m kdlab.cache prune --older-than 30   or --all: deletes weights, key record and lock
+"""
 
 
 @dataclass
@@ -152,7 +157,12 @@ def _remove(entry: Entry) -> bool:
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m kdlab.cache", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m kdlab.cache",
+        description="See and clear kdlab's teacher cache and teacher-output cache.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--cache-dir", help="cache root (default: $KDLAB_CACHE, else the XDG cache dir)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="one line per entry: kind, name, key, size, date, what it was made from")

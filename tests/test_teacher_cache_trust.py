@@ -144,7 +144,7 @@ def test_a_job_waiting_on_the_lock_says_where_and_for_how_long(tmp_path: Path, c
         with entry_lock(path):
             inside.set()
 
-    waiter = threading.Thread(target=job)
+    waiter = threading.Thread(target=job, daemon=True)
     waiter.start()
     deadline = time.monotonic() + 10
     while "waiting for" not in caplog.text and time.monotonic() < deadline:
@@ -282,11 +282,13 @@ def test_cache_cli_lists_shows_and_prunes(tmp_path: Path, _isolated_cache: Path,
     assert "--older-than must be a number of days >= 0, got nan" in capsys.readouterr().err
 
 
-def test_cache_cli_runs_as_a_module(_isolated_cache: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "kdlab.cache", "--help"], cwd=REPO, capture_output=True, text=True, check=False
-    )
-    assert proc.returncode == 0 and "list" in proc.stdout and "prune" in proc.stdout, proc.stderr
+def test_cache_cli_help_and_module_entry_point(_isolated_cache: Path, capsys) -> None:
+    from kdlab.cache import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    usage = capsys.readouterr().out
+    assert exit_.value.code == 0 and all(command in usage for command in ("list", "show KEY", "prune"))
     proc = subprocess.run(
         [sys.executable, "-m", "kdlab.cache", "list"], cwd=REPO, capture_output=True, text=True, check=False
     )
