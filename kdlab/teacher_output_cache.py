@@ -3,7 +3,8 @@ epoch and every job of a sweep, next to the teacher cache (``<cache_root>/teache
 
 The key hashes the *contents* that determine the outputs: the teacher's weights (however they were obtained:
 trained, cached or a checkpoint), the model inputs after the data transform, and which taps are stored. Any change
-to the teacher, the data or the transform therefore gives a new key and a fresh computation.
+to the teacher, the data or the transform therefore gives a new key and a fresh computation. The key's content is
+written beside each entry as JSON (``python -m kdlab.cache show KEY``).
 """
 
 from __future__ import annotations
