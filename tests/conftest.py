@@ -13,6 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 FAST = ["teacher=tiny", "student=tiny", "trainer=fast", "teacher.max_epochs=1", "logger=none"]
 FAST += ["post.latency.repeats=2", "post.latency.warmup=1"]  # the end-of-run report times models: keep it short
+# trainer=fast trains a partial teacher, which is kept in the run directory and never cached: tests of teacher-cache
+# reuse add these, so the teacher trains on whole epochs (teacher.max_epochs=1 of the small data keeps it quick).
+WHOLE_TEACHER = ["trainer.limit_train_batches=null", "trainer.limit_val_batches=null"]
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")

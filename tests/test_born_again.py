@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import FAST, compose_config
+from conftest import FAST, WHOLE_TEACHER, compose_config
 from reference import accuracy, file_test_logits
 
 from kdlab.errors import ConfigError
@@ -45,10 +45,10 @@ def test_generations_chain_and_report_each_generation_and_the_ensemble(tmp_path:
 
 
 def test_any_kd_config_runs_born_again_and_one_generation_ensemble_is_itself(tmp_path: Path) -> None:
-    metrics = run(compose_config(*FAST, "kd=response", "+kd.generations=1"), tmp_path)
+    metrics = run(compose_config(*FAST, *WHOLE_TEACHER, "kd=response", "+kd.generations=1"), tmp_path)
     assert metrics["generations"] == 1
     assert metrics["generations/ensemble_test_acc"] == pytest.approx(metrics["generations/1/test_acc"])
-    again = run(compose_config(*FAST, "kd=response", "+kd.generations=1"), tmp_path / "again")
+    again = run(compose_config(*FAST, *WHOLE_TEACHER, "kd=response", "+kd.generations=1"), tmp_path / "again")
     assert again["teacher/source"] == "cache"  # generation 0 is cached like any teacher
 
 

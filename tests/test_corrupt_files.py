@@ -7,16 +7,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, compose_config
+from conftest import FAST, WHOLE_TEACHER, compose_config
 
 from kdlab.errors import ConfigError
 from kdlab.run import run
+from kdlab.teacher.cache import TEACHERS, entry_path, teacher_cache_key
 from kdlab.training.checkpoint_io import AtomicCheckpointIO
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """One finished run: its directory (checkpoints/last.ckpt) and its cached teacher file."""
+    """One finished run: its directory (checkpoints/last.ckpt) and its teacher file (a partial one, in the run)."""
     root = tmp_path_factory.mktemp("finished")
     with pytest.MonkeyPatch.context() as patch:  # module-scoped: the per-test cache fixture is not active here
         patch.setenv("KDLAB_CACHE", str(root / "cache"))
@@ -60,14 +61,15 @@ def test_resume_true_without_a_checkpoint_says_so(tmp_path: Path) -> None:
 
 
 def test_torn_teacher_cache_file_names_the_file_and_the_fix(finished, tmp_path: Path, monkeypatch) -> None:
-    _, cached = finished
+    _, teacher = finished
     cache = tmp_path / "cache"
-    torn = cache / cached.relative_to(cached.parents[1])
-    torn.parent.mkdir(parents=True)
-    torn.write_bytes(cached.read_bytes()[:1000])
     monkeypatch.setenv("KDLAB_CACHE", str(cache))
+    cfg = compose_config(*FAST, *WHOLE_TEACHER)  # a whole teacher: one the cache holds
+    torn = entry_path(cache, TEACHERS, cfg.teacher.name, teacher_cache_key(cfg))  # where this run looks for it
+    torn.parent.mkdir(parents=True)
+    torn.write_bytes(teacher.read_bytes()[:1000])
     with pytest.raises(ConfigError, match=rf"checkpoint {torn} is corrupt or not a kdlab model file .*delete it"):
-        run(compose_config(*FAST), tmp_path / "run")
+        run(cfg, tmp_path / "run")
 
 
 def test_a_save_that_fails_midway_leaves_the_old_checkpoint_whole(tmp_path: Path) -> None:

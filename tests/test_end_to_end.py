@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST, REPO, compose_config
+from conftest import FAST, REPO, WHOLE_TEACHER, compose_config
 
 from kdlab.run import run
 
@@ -29,9 +29,9 @@ def test_each_family_runs_and_writes_results(kd: str, tmp_path: Path) -> None:
 
 
 def test_second_run_reuses_the_cached_teacher(tmp_path: Path) -> None:
-    first = run(compose_config(*FAST), tmp_path / "a")
-    second = run(compose_config(*FAST), tmp_path / "b")
-    changed = run(compose_config(*FAST, "seed=1"), tmp_path / "c")
+    first = run(compose_config(*FAST, *WHOLE_TEACHER), tmp_path / "a")
+    second = run(compose_config(*FAST, *WHOLE_TEACHER), tmp_path / "b")
+    changed = run(compose_config(*FAST, *WHOLE_TEACHER, "seed=1"), tmp_path / "c")
     assert first["teacher/source"] == "trained" and second["teacher/source"] == "cache"
     assert second["teacher/path"] == first["teacher/path"]
     assert second["teacher/test_acc"] == first["teacher/test_acc"]

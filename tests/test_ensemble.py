@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF, FAST, compose_config
+from conftest import CONF, FAST, WHOLE_TEACHER, compose_config
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
@@ -96,8 +96,8 @@ def test_bad_members_are_refused(members_value: list, message: str) -> None:
 
 def test_ensemble_run_reports_members_and_reuses_single_teacher_cache(tmp_path: Path) -> None:
     whole_test = "trainer.limit_test_batches=1.0"  # every accuracy below is over the whole test split
-    single = run(compose_config(*FAST, whole_test), tmp_path / "single")  # teacher=tiny, trained and cached
-    metrics = run(compose_config(*NO_TEACHER, *ENSEMBLE, whole_test), tmp_path / "ensemble")
+    single = run(compose_config(*FAST, *WHOLE_TEACHER, whole_test), tmp_path / "single")  # teacher=tiny, cached
+    metrics = run(compose_config(*NO_TEACHER, *WHOLE_TEACHER, *ENSEMBLE, whole_test), tmp_path / "ensemble")
     results = json.loads((tmp_path / "ensemble" / "results.json").read_text())
     assert results["teacher/members"] == ["test_resnet.0", "test_resnet.1"]
     first, second = "teacher/members/test_resnet.0", "teacher/members/test_resnet.1"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF, FAST, REPO, compose_config
+from conftest import CONF, FAST, REPO, WHOLE_TEACHER, compose_config
 
 from kdlab.data import datamodule as datamodule_module
 from kdlab.data.augment import apply_augment
@@ -114,7 +114,7 @@ def test_jitter_keeps_a_standardised_background_background() -> None:
 @pytest.mark.parametrize("kd", ["response", "relation"])
 def test_mlp_target_model_distils_end_to_end(kd: str, tmp_path: Path) -> None:
     metrics = run(compose_config(*FAST, *MLP_PAIR, f"kd={kd}"), tmp_path)
-    assert metrics["teacher/source"] == "trained"
+    assert metrics["teacher/source"] == "trained (partial: not cached)"
     assert (metrics["teacher/name"], metrics["student/name"]) == ("mlp1200", "mlp800")
     assert metrics["student/params"] == 32 * 32 * 800 + 800 + 800 * 800 + 800 + 800 * 10 + 10  # digits: 32×32
     assert 0.0 <= metrics["student/test_acc"] <= 1.0
@@ -124,16 +124,17 @@ def test_mlp_target_model_distils_end_to_end(kd: str, tmp_path: Path) -> None:
 
 
 def test_cached_and_checkpointed_mlp_teacher_give_the_same_teacher(tmp_path: Path) -> None:
-    first = run(compose_config(*FAST, *MLP_PAIR), tmp_path / "a")
-    cached = run(compose_config(*FAST, *MLP_PAIR), tmp_path / "b")
-    loaded = run(compose_config(*FAST, *MLP_PAIR, f"teacher.checkpoint={first['teacher/path']}"), tmp_path / "c")
+    first = run(compose_config(*FAST, *WHOLE_TEACHER, *MLP_PAIR), tmp_path / "a")
+    cached = run(compose_config(*FAST, *WHOLE_TEACHER, *MLP_PAIR), tmp_path / "b")
+    checkpoint = f"teacher.checkpoint={first['teacher/path']}"
+    loaded = run(compose_config(*FAST, *WHOLE_TEACHER, *MLP_PAIR, checkpoint), tmp_path / "c")
     assert (cached["teacher/source"], loaded["teacher/source"]) == ("cache", "checkpoint")
     assert first["teacher/test_acc"] == cached["teacher/test_acc"] == loaded["teacher/test_acc"]
 
 
 def test_student_epochs_do_not_retrain_the_teacher(tmp_path: Path) -> None:
-    first = run(compose_config(*FAST, *MLP_PAIR), tmp_path / "a")
-    longer = run(compose_config(*FAST, *MLP_PAIR, "trainer.max_epochs=2"), tmp_path / "b")
+    first = run(compose_config(*FAST, *WHOLE_TEACHER, *MLP_PAIR), tmp_path / "a")
+    longer = run(compose_config(*FAST, *WHOLE_TEACHER, *MLP_PAIR, "trainer.max_epochs=2"), tmp_path / "b")
     assert (first["teacher/source"], longer["teacher/source"]) == ("trained", "cache")
 
 
@@ -159,7 +160,7 @@ def test_teacher_trains_with_teacher_optim(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(teacher_module, "build_optim", recording)
     overrides = ["+optim@teacher.optim=sgd_cosine", "teacher.optim.optimizer.lr=0.07", "optim.optimizer.lr=0.001"]
     metrics = run(compose_config(*FAST, *MLP_PAIR, *overrides), tmp_path)
-    assert metrics["teacher/source"] == "trained" and built == [0.07]
+    assert metrics["teacher/source"] == "trained (partial: not cached)" and built == [0.07]
 
 
 def test_teacher_augment_applies_to_teacher_training_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

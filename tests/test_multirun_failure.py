@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST, REPO
+from conftest import FAST, REPO, WHOLE_TEACHER
 
 from kdlab.sweeps.compare.cli import main as compare
 from kdlab.sweeps.sweepfile import load_sweep
@@ -28,7 +28,7 @@ def run_sweep(root: Path) -> tuple[Path, subprocess.CompletedProcess]:
     T=-1 is refused by validation (ConfigError); T=abc crashes with a plain ValueError (the generic failure path).
     """
     sweep_dir = root / "kd_grid-test"
-    logger = [o for o in FAST if not o.startswith("logger=")] + ["logger=wandb"]
+    logger = [o for o in FAST if not o.startswith("logger=")] + ["logger=wandb", *WHOLE_TEACHER]  # a cached teacher
     env = {**os.environ, "WANDB_MODE": "offline", "KDLAB_CACHE": str(root / "cache")}
     env.pop("WANDB_RUN_GROUP", None)
     proc = subprocess.run(
@@ -109,7 +109,7 @@ def test_a_fixed_teacher_seed_gives_every_student_seed_the_same_teacher(tmp_path
     for seed in (0, 1):
         monkeypatch.setenv("KDLAB_CACHE", str(tmp_path / f"cache{seed}"))
         metrics = run(compose_config(*FAST, f"seed={seed}", "teacher_seed=0"), tmp_path / f"run{seed}")
-        assert metrics["teacher/source"] == "trained"
+        assert metrics["teacher/source"] == "trained (partial: not cached)"
         trained.append(torch.load(metrics["teacher/path"], weights_only=True)["state_dict"])
     assert trained[0].keys() == trained[1].keys()
     assert all(torch.equal(trained[0][k], trained[1][k]) for k in trained[0])

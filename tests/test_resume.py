@@ -87,7 +87,7 @@ def test_sigkill_mid_epoch_then_rerun_resumes_and_matches_an_uninterrupted_run(t
     assert resumed["resumed_from"] == str(killed / "checkpoints" / "last.ckpt")
     assert resumed["resumed_at_step"] >= seen_step and resumed["resumed_at_step"] % STEPS_PER_EPOCH
     assert reference["resumed_from"] is None
-    assert resumed["teacher/source"] == "cache"  # the teacher was not retrained
+    assert resumed["teacher/source"] == "run directory (partial: not cached)"  # the run's own teacher, not retrained
     assert resumed["teacher/outputs_source"] == reference["teacher/outputs_source"] == "replay"
     assert not stale.exists()
     for key in COMPARED:

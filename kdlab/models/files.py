@@ -49,9 +49,13 @@ def load_model_file(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def load_into(model: nn.Module, path: str | Path, name: str, num_classes: int, in_chans: int) -> dict[str, Any]:
-    """Load a kdlab model file into ``model`` after checking architecture, class count and input channels."""
+def load_into(
+    model: nn.Module, path: str | Path, name: str, num_classes: int, in_chans: int, data: str | None = None
+) -> dict[str, Any]:
+    """Load a kdlab model file into ``model`` after checking architecture, class count, input channels and, when
+    ``data`` is given and the file records it, the data set it was trained on."""
     payload = load_model_file(path)
+    check_data(payload, path, data)
     expected = {"name": name, "num_classes": num_classes, "in_chans": in_chans}
     found = {k: payload[k] for k in expected}
     if found != expected:
@@ -62,3 +66,15 @@ def load_into(model: nn.Module, path: str | Path, name: str, num_classes: int, i
     except RuntimeError as exc:
         raise ConfigError(f"checkpoint {path} does not fit model {name}: {str(exc).splitlines()[0]}") from exc
     return payload
+
+
+def check_data(payload: dict[str, Any], path: str | Path, data: str | None) -> None:
+    """Refuse a model trained on another data set: same class count and channels do not make the same classes.
+    Files without ``meta.data`` (written before it was recorded, or a run's student.pt) are not checked."""
+    meta = payload.get("meta")
+    trained_on = meta.get("data") if isinstance(meta, dict) else None
+    if data is not None and trained_on is not None and trained_on != data:
+        raise ConfigError(
+            f"checkpoint {path} was trained on data '{trained_on}' (this run uses '{data}'); point "
+            f"teacher.checkpoint to a model trained on '{data}', or set teacher.checkpoint=null to train one"
+        )

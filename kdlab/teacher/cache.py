@@ -1,20 +1,67 @@
-"""Where trained teachers live, and the key that says which runs may share one."""
+"""Where trained teachers (and their outputs) live, and the key that says which runs may share one.
+
+An entry is ``<cache_root>/<kind>/<slug>-<key>.pt`` with ``<slug>-<key>.json`` beside it: the readable content of
+its key. ``kdlab-cache list|show|prune`` reads and clears them (:mod:`kdlab.teacher.cache_cli`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+import timm
+import torch
+from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from kdlab.data.transfer import data_source_config
+from kdlab.io import write_json
 from kdlab.training.seeding import teacher_seed
+from kdlab.training.speed import resolve_precision
 
-CACHE_FORMAT = 1
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 2  # 2: the key covers the teacher's trainer settings, a data fingerprint and library versions
+TEACHERS, OUTPUTS = "teachers", "teacher_outputs"  # the two kinds of entry, one folder each
+STALE_TEMP_SECONDS = 3600  # a temp file this old is what a killed write left behind, not a write in progress
+
+# Trainer settings that cannot change the teacher's weights: left out of its key, so changing them reuses the
+# cached teacher. Every other setting of the teacher phase's trainer is part of the key.
+IGNORED_TRAINER_KEYS = frozenset(
+    {
+        "log_every_n_steps",  # logging cadence
+        "enable_progress_bar",  # console output
+        "enable_model_summary",  # console output
+        "enable_checkpointing",  # the teacher phase writes no checkpoints (make_trainer quiet=True)
+        "default_root_dir",  # where logs would go
+        "logger",  # the teacher phase logs nothing
+        "profiler",  # timing only
+        "limit_test_batches",  # the teacher phase never tests ...
+        "limit_predict_batches",  # ... nor predicts
+        # the teacher phase always trains in one process (make_trainer quiet=True drops DDP), whatever these say:
+        "strategy",
+        "devices",
+        "num_nodes",
+        "sync_batchnorm",
+    }
+)
+# Built-in data sets: the library that ships or reads them stands for their content (no folder to fingerprint).
+BUILT_IN_DATA = {
+    "kdlab.data.digits.digits_data": "scikit-learn",
+    "kdlab.data.torchvision_sets.torchvision_data": "torchvision",
+    "kdlab.data.synthetic.synthetic_data": "torch",
+}
 
 
 def cache_root(configured: str | None = None) -> Path:
@@ -23,11 +70,75 @@ def cache_root(configured: str | None = None) -> Path:
     return Path(root).expanduser()
 
 
-def config_key(*parts: Any) -> str:
-    """A short stable hash of resolved config parts (dict order does not matter)."""
-    plain = [OmegaConf.to_container(p, resolve=True) if isinstance(p, DictConfig) else p for p in parts]
-    blob = json.dumps([CACHE_FORMAT, *plain], sort_keys=True, default=str)
+def safe_slug(name: Any) -> str:
+    """A file-name-safe form of a config name (``../../etc/x`` -> ``etc_x``): never a path component of its own."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._-")
+    return slug[:60] or "model"
+
+
+def entry_path(root: Path, kind: str, name: Any, key: str) -> Path:
+    """``<root>/<kind>/<slug>-<key>.pt``, inside ``<root>/<kind>`` whatever ``name`` is."""
+    return root / kind / f"{safe_slug(name)}-{key}.pt"
+
+
+def record_path(weights: Path) -> Path:
+    """The readable key record beside an entry's weights."""
+    return weights.with_suffix(".json")
+
+
+def content_key(content: Any) -> str:
+    """A short stable hash of JSON-able content (dict order does not matter)."""
+    blob = json.dumps(content, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def write_record(weights: Path, kind: str, name: Any, key: str, content: dict[str, Any], **extra: Any) -> Path:
+    """Write the entry's key content as JSON, atomically; written before the weights, whose presence commits both."""
+    record = {"kind": kind, "name": str(name), "key": key, "created": _now(), "content": content, **extra}
+    return write_json(record_path(weights), record)
+
+
+def read_record(weights: Path) -> dict[str, Any] | None:
+    """The entry's record, or None when it has none (written by an older kdlab) or it is unreadable."""
+    try:
+        record = json.loads(record_path(weights).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+@contextmanager
+def entry_lock(weights: Path) -> Iterator[None]:
+    """Hold the entry's lock (parallel jobs write an entry once); say so when another job holds it, and for how
+    long we waited. While held, temp files that killed writes left in the folder are removed."""
+    lock = FileLock(str(weights) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("waiting for %s: another job is writing this cache entry", lock.lock_file)
+        started = time.monotonic()
+        lock.acquire()
+        log.info("got %s after waiting %.1f s", lock.lock_file, time.monotonic() - started)
+    try:
+        remove_stale_temp_files(weights.parent)
+        yield
+    finally:
+        lock.release()
+
+
+def remove_stale_temp_files(folder: Path, older_than_s: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Delete ``.*.tmp`` files (``atomic_write``'s) older than ``older_than_s``: a killed write's leftovers."""
+    removed = []
+    for tmp in folder.glob(".*.tmp"):
+        try:
+            if time.time() - tmp.stat().st_mtime > older_than_s:
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:  # another job removed it first
+            continue
+    if removed:
+        log.info("removed %d stale temp file(s) in %s", len(removed), folder)
+    return removed
 
 
 def teacher_phase(cfg: DictConfig) -> DictConfig:
@@ -43,19 +154,80 @@ def teacher_phase(cfg: DictConfig) -> DictConfig:
     return phase
 
 
-def teacher_cache_key(cfg: DictConfig) -> str:
-    """Everything that determines a trained teacher: its config, the data config, its optimiser (as the teacher's phase
-    resolves it, so changing the student's epochs does not retrain the teacher) and the teacher's seed."""
-    teacher = OmegaConf.to_container(cfg.teacher, resolve=True)
+def teacher_trainer_settings(trainer: DictConfig) -> dict[str, Any]:
+    """The teacher phase's trainer settings that can change its weights, precision resolved as the trainer gets it."""
+    settings = {k: v for k, v in _plain(trainer).items() if k not in IGNORED_TRAINER_KEYS}
+    if "precision" in settings:
+        settings["precision"] = resolve_precision(settings["precision"], str(settings.get("accelerator", "auto")))
+    return settings
+
+
+def data_fingerprint(data: DictConfig) -> dict[str, Any]:
+    """What stands for the data's content: a built-in set's library version, or a folder's file manifest."""
+    target = str(data.get("_target_", ""))
+    if target in BUILT_IN_DATA:
+        library = BUILT_IN_DATA[target]
+        return {"source": target, "library": library, "version": _version(library)}
+    root = data.get("root") if not OmegaConf.is_missing(data, "root") else None
+    if root:
+        return {"source": target, **folder_manifest(Path(str(root)).expanduser())}
+    return {"source": target}
+
+
+def folder_manifest(root: Path) -> dict[str, Any]:
+    """A hash over every file's relative path, size and mtime under ``root``: adding, removing, replacing or
+    touching a file changes it."""
+    if not root.is_dir():
+        return {"files": 0, "manifest": None}
+    digest, count = hashlib.sha256(), 0
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(folder) / name
+            stat = path.stat()
+            digest.update(f"{path.relative_to(root).as_posix()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+            count += 1
+    return {"files": count, "manifest": digest.hexdigest()}
+
+
+def teacher_key_content(cfg: DictConfig) -> dict[str, Any]:
+    """Everything that determines a trained teacher: its node (``augment`` included, ``checkpoint`` not), its
+    optimiser and trainer as the teacher phase resolves them (so the student's epochs do not retrain it), the data
+    config and a fingerprint of the data, the teacher's seed and the versions of torch and timm."""
+    phase = teacher_phase(cfg)
+    teacher = _plain(cfg.teacher)
     teacher.pop("checkpoint", None)
     teacher.pop("optim", None)
-    return config_key(teacher, *_teacher_data_key(cfg, teacher), teacher_phase(cfg).optim, teacher_seed(cfg))
-
-
-# --- issue 13: what the teacher trained on. The student's transfer set (data.transfer_*_classes) is not part of it,
-# so an omitted-class run shares the plain run's teacher; teacher.bias is (it is in the teacher config), and an unset
-# bias is dropped so that existing cache entries keep their keys.
-def _teacher_data_key(cfg: DictConfig, teacher: dict[str, Any]) -> tuple[Any]:
-    if teacher.get("bias") is None:
+    if teacher.get("bias") is None:  # an unset teacher.bias (issue 13's skewed teacher) leaves the key as it was
         teacher.pop("bias", None)
-    return (data_source_config(cfg.data),)
+    data = data_source_config(cfg.data)  # the student's transfer set (data.transfer_*) does not change the teacher
+    return {
+        "format": CACHE_FORMAT,
+        "teacher": teacher,
+        "optim": _plain(phase.optim),
+        "trainer": teacher_trainer_settings(phase.trainer),
+        "data": _plain(data),
+        "data_fingerprint": data_fingerprint(data),
+        "teacher_seed": teacher_seed(cfg),
+        "versions": {"torch": torch.__version__, "timm": timm.__version__},
+    }
+
+
+def teacher_cache_key(cfg: DictConfig) -> str:
+    """The hash of :func:`teacher_key_content`."""
+    return content_key(teacher_key_content(cfg))
+
+
+def _plain(node: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(node, resolve=True)
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -3,7 +3,8 @@ epoch and every job of a sweep, next to the teacher cache (``<cache_root>/teache
 
 The key hashes the *contents* that determine the outputs: the teacher's weights (however they were obtained:
 trained, cached or a checkpoint), the model inputs after the data transform, and which taps are stored. Any change
-to the teacher, the data or the transform therefore gives a new key and a fresh computation.
+to the teacher, the data or the transform therefore gives a new key and a fresh computation. The key's content is
+written beside each entry as JSON (``kdlab-cache show KEY``).
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-from filelock import FileLock
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.errors import ConfigError
 from kdlab.io import atomic_write
-from kdlab.teacher.cache import cache_root
+from kdlab.teacher.cache import OUTPUTS, cache_root, content_key, entry_lock, entry_path, write_record
 from kdlab.training.teacher_outputs import SPLITS, TeacherOutputTable, TeacherTaps, run_teacher
 
 log = logging.getLogger(__name__)
@@ -69,26 +70,33 @@ def fingerprint(named: Iterable[tuple[str, Tensor]]) -> str:
     return digest.hexdigest()
 
 
-def output_cache_key(teacher: nn.Module, datamodule: InMemoryDataModule, taps: TeacherTaps) -> str:
-    """Teacher weights + transformed inputs of every split + taps (see the module docstring)."""
+def output_key_content(teacher: nn.Module, datamodule: InMemoryDataModule, taps: TeacherTaps) -> dict[str, Any]:
+    """Teacher weights + transformed inputs of every split + taps (see the module docstring), and for the reader
+    the data set's name and split sizes (determined by the inputs)."""
     batches = ((s, datamodule.model_batches(s, batch_size=FINGERPRINT_BATCH)) for s in SPLITS)  # not data.batch_size
     inputs = [(f"{s}/images", batch["image"]) for s, split in batches for batch in split]
-    parts = [
-        FORMAT,
-        type(teacher).__name__,
-        fingerprint(teacher.state_dict().items()),
-        fingerprint(inputs),
-        f"stages={list(taps.stages)} embedding={taps.embedding}",
-    ]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    return {
+        "format": FORMAT,
+        "teacher_class": type(teacher).__name__,
+        "teacher_weights_sha256": fingerprint(teacher.state_dict().items()),
+        "inputs_sha256": fingerprint(inputs),
+        "taps": {"stages": list(taps.stages), "embedding": taps.embedding},
+        "data": datamodule.name,
+        "sizes": {s: len(getattr(datamodule, s)) for s in SPLITS},
+    }
 
 
-def _device_of(model: nn.Module) -> torch.device:
+def output_cache_key(teacher: nn.Module, datamodule: InMemoryDataModule, taps: TeacherTaps) -> str:
+    """The hash of :func:`output_key_content`."""
+    return content_key(output_key_content(teacher, datamodule, taps))
+
+
+def device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
 @contextmanager
-def _evaluating(teacher: nn.Module) -> Iterator[nn.Module]:
+def evaluating(teacher: nn.Module) -> Iterator[nn.Module]:
     """The teacher in eval mode, on the GPU when there is one; put back as it was afterwards."""
     was_training, device = teacher.training, torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -99,9 +107,9 @@ def _evaluating(teacher: nn.Module) -> Iterator[nn.Module]:
 
 def estimated_bytes(teacher: nn.Module, datamodule: InMemoryDataModule, taps: TeacherTaps) -> int:
     """Size of the table, from one training sample through the teacher (stage maps only for ``train``)."""
-    with _evaluating(teacher):
+    with evaluating(teacher):
         first = next(datamodule.model_batches("train", batch_size=1))["image"]
-        one = run_teacher(teacher, first.to(_device_of(teacher)), taps.stages, taps.embedding)
+        one = run_teacher(teacher, first.to(device_of(teacher)), taps.stages, taps.embedding)
     per_sample_taps = sum(t.numel() * t.element_size() for t in one.features.values())
     if one.embedding is not None:
         per_sample_taps += one.embedding.numel() * one.embedding.element_size()
@@ -114,8 +122,8 @@ def compute_table(
 ) -> TeacherOutputTable:
     """One pass of the (eval-mode) teacher over every split, in order, on the GPU when there is one."""
     logits, features, embedding = {}, {}, None
-    with _evaluating(teacher):
-        device = _device_of(teacher)
+    with evaluating(teacher):
+        device = device_of(teacher)
         for split in SPLITS:
             stages, emb = (taps.stages, taps.embedding) if split == "train" else ((), False)
             batches = datamodule.model_batches(split, batch_size=batch_size)
@@ -175,15 +183,17 @@ def teacher_outputs_plan(
             raise ConfigError(f"kd.cache_teacher=true: {message}; use kd.cache_teacher=auto or false")
         log.info("teacher outputs: online (%s)", message)
         return TeacherOutputsPlan("online")
-    key = output_cache_key(teacher, datamodule, taps)
-    path = cache_root(cfg.get("cache_dir")) / "teacher_outputs" / f"{cfg.teacher.name}-{key}.pt"
+    content = output_key_content(teacher, datamodule, taps)
+    key = content_key(content)
+    path = entry_path(cache_root(cfg.get("cache_dir")), OUTPUTS, cfg.teacher.name, key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):  # parallel sweep jobs compute the table once
+    with entry_lock(path):  # parallel sweep jobs compute the table once
         if path.exists():
             log.info("teacher outputs: cached %s", path)
             return TeacherOutputsPlan("cache", load_table(path, datamodule, taps), path)
         table = compute_table(teacher, datamodule, taps)
         payload = {"format": FORMAT, "teacher": cfg.teacher.name, "tensors": table.tensors()}
+        write_record(path, "outputs", cfg.teacher.name, key, content)  # first: the weights' presence commits both
         atomic_write(path, lambda handle: torch.save(payload, handle))
         log.info("teacher outputs: computed once, cached at %s", path)
         return TeacherOutputsPlan("computed", table, path)

@@ -36,7 +36,7 @@ from kdlab.data.sampling import shuffle_seed
 from kdlab.errors import ConfigError
 from kdlab.io import write_json
 from kdlab.teacher.cache import cache_root
-from kdlab.teacher.output_cache import TeacherOutputsPlan, _device_of, _evaluating, fingerprint
+from kdlab.teacher.output_cache import TeacherOutputsPlan, device_of, evaluating, fingerprint
 from kdlab.training.replay_table import (
     INDICES_FILE,
     LOGITS_FILE,
@@ -170,8 +170,8 @@ def compute_views(
     """One eval-mode teacher pass per view over exactly the student's batches of that view, stored as it goes."""
     n, c = datamodule.num_train, datamodule.num_classes
     arrays = _open_arrays(directory, settings, n, c)
-    with _evaluating(teacher):
-        device = _device_of(teacher)
+    with evaluating(teacher):
+        device = device_of(teacher)
         for view in range(settings.views):
             for batch in datamodule.train_view_batches(view, device):
                 logits = run_teacher(teacher, batch["image"]).logits

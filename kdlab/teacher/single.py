@@ -1,13 +1,21 @@
-"""One teacher model's weights: from a checkpoint, from the cache, or by training it (then caching it)."""
+"""One teacher model's weights: from a checkpoint, from the cache, or by training it (then caching it).
+
+Only a teacher trained on whole epochs is shared through the cache. One whose trainer limits batches or steps
+(``trainer=fast``) is kept in the run's directory (``<out_dir>/teacher.pt``) and never reused by another run, as is a
+trained teacher the cache cannot take (disk full). A teacher at chance level is reported loudly.
+"""
 
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from torch import nn
@@ -16,7 +24,20 @@ from kdlab.data.bias import biased_split, check_bias
 from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.instantiate import build, build_optim
 from kdlab.models.files import load_into, save_model
-from kdlab.teacher.cache import cache_root, teacher_cache_key, teacher_phase
+from kdlab.teacher.cache import (
+    TEACHERS,
+    cache_root,
+    content_key,
+    entry_lock,
+    entry_path,
+    read_record,
+    record_path,
+    safe_slug,
+    teacher_key_content,
+    teacher_phase,
+    write_record,
+)
+from kdlab.teacher.output_cache import device_of, evaluating
 from kdlab.teacher.source import TeacherSource
 from kdlab.tracking import (
     define_summaries,
@@ -31,14 +52,212 @@ from kdlab.tracking import (
 )
 from kdlab.training.module import DistillationModule
 from kdlab.training.seeding import teacher_seed
+from kdlab.training.teacher_outputs import run_teacher
 from kdlab.training.trainer import make_trainer
 
 log = logging.getLogger(__name__)
+
+CHANCE_FACTOR = 1.5  # validation accuracy at or below 1.5 × chance (1 / classes) marks a teacher that learnt nothing
+PARTIAL = "partial: not cached"
+# The run directory of the outermost prepare_teacher call: ensemble members, prepared inside it, keep theirs there.
+_RUN_DIR: ContextVar[Path | None] = ContextVar("kdlab_teacher_run_dir", default=None)
+Save = Callable[[dict[str, Any]], tuple[Path, str | None]]  # (where the weights went, a note when not the cache)
+
+
+@contextmanager
+def run_directory(run_dir: Path | None) -> Iterator[None]:
+    """Teachers prepared inside (ensemble members too) keep an uncached file in ``run_dir``."""
+    token = _RUN_DIR.set(Path(run_dir)) if run_dir is not None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _RUN_DIR.reset(token)
+
+
+def prepare_single(
+    model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, run_dir: Path | None = None
+) -> TeacherSource:
+    """Fill ``model`` with trained weights; train and cache them when no checkpoint or cache entry exists.
+
+    ``run_dir`` (the run's directory) holds a teacher that is not cached, as ``teacher.pt``; without it, the enclosing
+    :func:`run_directory`'s, else Hydra's output directory, else a new temporary directory. With a W&B logger and a
+    ``run_dir``, the training is a W&B run of its own (``job_type=teacher``) that logs the file as a ``model``
+    artifact.
+    """
+    with run_directory(run_dir):
+        if cfg.teacher.get("bias"):
+            check_bias(cfg.teacher.bias, datamodule.num_classes)  # before a cache lookup or any training
+        if cfg.teacher.checkpoint:
+            load_into(model, cfg.teacher.checkpoint, **_shape(cfg, datamodule), data=datamodule.name)
+            return TeacherSource("checkpoint", Path(cfg.teacher.checkpoint))
+        content = teacher_key_content(cfg)
+        key = content_key(content)
+        why = partial_training(teacher_phase(cfg).trainer)
+        if why:
+            return _partial_teacher(model, cfg, datamodule, content, key, why, run_dir)
+        return _cached_teacher(model, cfg, datamodule, content, key, run_dir)
+
+
+def partial_training(trainer: DictConfig) -> str | None:
+    """Why a trainer stops short of whole epochs over all the data (the settings, for the log), or None."""
+    settings = OmegaConf.to_container(trainer, resolve=True)
+    limits = [k for k in ("limit_train_batches", "limit_val_batches") if not _whole(settings.get(k))]
+    limits += [k for k in ("fast_dev_run", "overfit_batches") if settings.get(k)]
+    if settings.get("max_steps") not in (None, -1):
+        limits.append("max_steps")
+    if settings.get("max_time") is not None:  # a wall-clock cut: partial, and not repeatable
+        limits.append("max_time")
+    return ", ".join(f"trainer.{k}={settings[k]}" for k in limits) or None
+
+
+def val_accuracy(model: nn.Module, datamodule: InMemoryDataModule) -> float | None:
+    """Top-1 accuracy on the validation split, in eval mode; None when there is no validation data."""
+    if len(datamodule.val) == 0:
+        return None
+    correct = 0
+    with evaluating(model):
+        device = device_of(model)
+        for batch in datamodule.model_batches("val", batch_size=256):
+            logits = run_teacher(model, batch["image"].to(device)).logits
+            correct += int((logits.argmax(dim=1).cpu() == batch["target"]).sum())
+    return correct / len(datamodule.val)
+
+
+def flag_chance_level(model: nn.Module, name: str, datamodule: InMemoryDataModule, source: TeacherSource) -> None:
+    """Put ``teacher/val_acc`` and ``teacher/at_chance`` in the results; warn when the teacher is at chance level.
+
+    The accuracy is measured once, when the teacher is trained, and kept in its cache record.
+    """
+    accuracy = source.report.get("teacher/val_acc")
+    if accuracy is None:
+        accuracy = val_accuracy(model, datamodule)
+    chance = 1.0 / datamodule.num_classes
+    at_chance = None if accuracy is None else accuracy <= CHANCE_FACTOR * chance
+    source.report.update({"teacher/val_acc": accuracy, "teacher/at_chance": at_chance})
+    if at_chance:
+        log.warning(
+            "teacher %s is at chance level: validation accuracy %.1f%% <= %.1f x chance (%.1f%%, %d classes); "
+            "its soft targets carry no knowledge (source: %s, %s)",
+            name, 100 * accuracy, CHANCE_FACTOR, 100 * chance, datamodule.num_classes, source.kind, source.path,
+        )  # fmt: skip
+
+
+def _cached_teacher(model, cfg, datamodule, content: dict, key: str, run_dir: Path | None) -> TeacherSource:
+    """From the shared cache, or trained and written there; kept in the run directory if the cache write fails."""
+    path = entry_path(cache_root(cfg.get("cache_dir")), TEACHERS, cfg.teacher.name, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with entry_lock(path):  # parallel sweep jobs train the teacher once
+        if path.exists():
+            load_into(model, path, **_shape(cfg, datamodule), data=datamodule.name)
+            return TeacherSource("cache", path, _recorded_accuracy(path))
+
+        def save(report: dict[str, Any]) -> tuple[Path, str | None]:
+            try:
+                _save(path, model, cfg, datamodule, content, key, report)
+                return path, None
+            except OSError as exc:  # a full disk, a quota, a read-only share: the trained teacher must not be lost
+                record_path(path).unlink(missing_ok=True)
+                kept = _run_file(cfg, key, own_file=run_dir is not None)
+                _save(kept, model, cfg, datamodule, content, key, report)
+                log.warning("could not write teacher %s to the cache (%s); kept it at %s", cfg.teacher.name, exc, kept)
+                return kept, f"not cached: {exc.strerror or type(exc).__name__}"
+
+        kind, where, note, report = _train_and_save(model, cfg, datamodule, path.parent, f"cached at {path}", save)
+        return TeacherSource(kind if note is None else f"{kind} ({note})", where, report)
+
+
+def _partial_teacher(model, cfg, datamodule, content: dict, key: str, why: str, run_dir: Path | None) -> TeacherSource:
+    """Trained for this run only, kept in its directory (a rerun of the same run reuses it), never in the cache.
+    Locked like a cache entry, so DDP ranks, which all prepare the teacher, train it once and share it."""
+    path = _run_file(cfg, key, own_file=run_dir is not None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with entry_lock(path):
+        if path.exists() and (read_record(path) or {}).get("key") == key:
+            load_into(model, path, **_shape(cfg, datamodule), data=datamodule.name)
+            log.info("teacher %s: %s, trained earlier in this run directory with the same key", cfg.teacher.name, path)
+            return TeacherSource(f"run directory ({PARTIAL})", path, _recorded_accuracy(path))
+        log.info(
+            "teacher %s trains on part of the data (%s): kept at %s, not in the shared cache, so no full run reuses it",
+            cfg.teacher.name, why, path,
+        )  # fmt: skip
+
+        def save(report: dict[str, Any]) -> tuple[Path, str | None]:
+            _save(path, model, cfg, datamodule, content, key, report)
+            return path, None
+
+        kind, where, _, report = _train_and_save(model, cfg, datamodule, path.parent, f"kept at {path}", save)
+        return TeacherSource(f"{kind} ({PARTIAL})", where, report)
+
+
+def _train_and_save(
+    model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, root: Path, where: str, save: Save
+) -> tuple[str, Path, str | None, dict[str, Any]]:
+    """Train, measure, save and, with a W&B logger, log the file; the teacher's W&B run ends here."""
+    logger = teacher_logger(cfg, _RUN_DIR.get(), datamodule.name)
+    with outside_sweep() if logger else nullcontext():
+        try:
+            if logger:
+                _start_teacher_run(logger, cfg)
+            kind = _fit(model, cfg, datamodule, root, where, logger)
+            report = {"teacher/val_acc": val_accuracy(model, datamodule)}
+            saved, note = save(report)
+            if logger:
+                _log_teacher_file(logger, cfg, saved, datamodule.name)
+        except BaseException:
+            if logger:
+                finish_wandb(exit_code=1)
+            raise
+        if logger:
+            finish_wandb()
+    return kind, saved, note, report
+
+
+def _run_file(cfg: DictConfig, key: str, own_file: bool) -> Path:
+    """``<run dir>/teacher.pt`` for the run's own teacher, ``<run dir>/teacher-<slug>-<key>.pt`` for a member."""
+    run_dir = _RUN_DIR.get()
+    if run_dir is None and HydraConfig.initialized():
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if run_dir is None:
+        run_dir = Path(tempfile.mkdtemp(prefix="kdlab-teacher-"))
+    return run_dir / ("teacher.pt" if own_file else f"teacher-{safe_slug(cfg.teacher.name)}-{key}.pt")
+
+
+def _save(path: Path, model, cfg, datamodule, content: dict, key: str, report: dict) -> None:
+    """The key record first, then the weights: an entry whose weights exist is complete."""
+    write_record(path, "teacher", cfg.teacher.name, key, content, val_acc=report["teacher/val_acc"])
+    save_model(path, model, **_shape(cfg, datamodule), data=datamodule.name, key=key)
+
+
+def _recorded_accuracy(path: Path) -> dict[str, Any]:
+    accuracy = (read_record(path) or {}).get("val_acc")
+    return {} if accuracy is None else {"teacher/val_acc": float(accuracy)}
+
+
+def _shape(cfg: DictConfig, datamodule: InMemoryDataModule) -> dict[str, Any]:
+    return {"name": cfg.teacher.name, "num_classes": datamodule.num_classes, "in_chans": datamodule.in_chans}
+
+
+def _whole(limit: Any) -> bool:
+    """Lightning's ``limit_*_batches``: None or the float 1.0 is every batch (an int counts batches)."""
+    return limit is None or (isinstance(limit, float) and limit == 1.0)
 
 
 def _freeze_all_but_head(model: nn.Module) -> None:
     model.requires_grad_(False)
     model.get_classifier().requires_grad_(True)
+
+
+def _fit(model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, root: Path, where: str, logger) -> str:
+    """Train the teacher (only its head when pretrained); returns the source kind."""
+    kind = "trained"
+    if cfg.teacher.pretrained:
+        _freeze_all_but_head(model)
+        kind = "pretrained+finetuned"
+    log.info("training teacher %s for %d epochs (%s)", cfg.teacher.name, cfg.teacher.max_epochs, where)
+    _train(model, cfg, datamodule, root, logger)
+    model.requires_grad_(True)
+    return kind
 
 
 def _train(model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, root: Path, logger: Any = False) -> None:
@@ -49,11 +268,7 @@ def _train(model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, ro
     replaces ``data.augment`` while the teacher trains (Hinton et al. 2015, §3: a jittered teacher, a plain student).
     """
     phase = teacher_phase(cfg)
-    module = DistillationModule(
-        model,
-        num_classes=datamodule.num_classes,
-        **build_optim(phase.optim),
-    )
+    module = DistillationModule(model, num_classes=datamodule.num_classes, **build_optim(phase.optim))
     trainer = make_trainer(phase.trainer, root, quiet=True, logger=logger)
     data_augment, data_train = datamodule.augment, datamodule.train
     datamodule.augment = cfg.teacher.get("augment") or data_augment  # e.g. Hinton et al.'s jitter, teacher only
@@ -63,57 +278,6 @@ def _train(model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, ro
         trainer.fit(module, datamodule=datamodule)
     finally:
         datamodule.augment, datamodule.train = data_augment, data_train
-
-
-def prepare_single(
-    model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, run_dir: Path | None = None
-) -> TeacherSource:
-    """Fill ``model`` with trained weights; train and cache them when no checkpoint or cache entry exists.
-
-    With a W&B logger and a ``run_dir``, the training is a W&B run of its own (``job_type=teacher``, under
-    ``<run_dir>/teacher``) with its curves, and logs the cached file as a ``model`` artifact: once, as the teacher
-    is trained once."""
-    shape = {"name": cfg.teacher.name, "num_classes": datamodule.num_classes, "in_chans": datamodule.in_chans}
-    if cfg.teacher.get("bias"):
-        check_bias(cfg.teacher.bias, datamodule.num_classes)  # before a cache lookup or any training
-    if cfg.teacher.checkpoint:
-        load_into(model, cfg.teacher.checkpoint, **shape)
-        return TeacherSource("checkpoint", Path(cfg.teacher.checkpoint))
-    path = cache_root(cfg.get("cache_dir")) / "teachers" / f"{cfg.teacher.name}-{teacher_cache_key(cfg)}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):  # parallel sweep jobs train the teacher once
-        if path.exists():
-            load_into(model, path, **shape)
-            return TeacherSource("cache", path)
-        kind = "trained"
-        if cfg.teacher.pretrained:
-            _freeze_all_but_head(model)
-            kind = "pretrained+finetuned"
-        log.info("training teacher %s for %d epochs (cached at %s)", cfg.teacher.name, cfg.teacher.max_epochs, path)
-        logger = teacher_logger(cfg, run_dir, datamodule.name)
-        with outside_sweep() if logger else nullcontext():
-            _train_and_save(model, cfg, datamodule, path, logger, shape)
-        return TeacherSource(kind, path)
-
-
-def _train_and_save(
-    model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, path: Path, logger: Any, shape: dict[str, Any]
-) -> None:
-    """Train, save to the cache and, with a W&B logger, log the file; the W&B run ends here, before the student's."""
-    try:
-        if logger:
-            _start_teacher_run(logger, cfg)
-        _train(model, cfg, datamodule, path.parent, logger)
-        model.requires_grad_(True)
-        save_model(path, model, **shape, data=datamodule.name)
-        if logger:
-            _log_teacher_file(logger, cfg, path, datamodule.name)
-    except BaseException:
-        if logger:
-            finish_wandb(exit_code=1)
-        raise
-    if logger:
-        finish_wandb()
 
 
 def _log_teacher_file(logger: Any, cfg: DictConfig, path: Path, data_name: str) -> None:

@@ -11,6 +11,6 @@ from typing import Any
 class TeacherSource:
     """Where the teacher's weights came from, for the results and the summary."""
 
-    kind: str  # checkpoint | cache | trained | pretrained+finetuned | ensemble
+    kind: str  # checkpoint | cache | trained | pretrained+finetuned | ensemble, "(partial: not cached)" and the like
     path: Path
-    report: dict[str, Any] = field(default_factory=dict)  # extra results (an ensemble's per-member accuracies)
+    report: dict[str, Any] = field(default_factory=dict)  # extra results (val accuracy, an ensemble's members)
