@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import traceback
 import warnings
@@ -23,14 +24,18 @@ log = logging.getLogger("kdlab")
 # Third-party lines a default run does not need, silenced once here, where every run (and every DDP rank) starts.
 # Lightning prints its banners (GPU/TPU available, a "litlogger" tip, "limit_*_batches was configured") once per
 # Trainer, and a run builds several (teacher, student, best-checkpoint test); its warnings still show.
-QUIET_LOGGERS = ("pytorch_lightning.utilities.rank_zero",)
+# Lightning's per-Trainer banners (every helper Trainer prints them again) are dropped; its other lines stay.
+LIGHTNING_BANNERS = re.compile(r"(GPU|TPU|HPU) available|💡 Tip|litlogger|`Trainer\(limit_\w+_batches")
 # Deprecations inside the libraries themselves, not in kdlab's calls: nothing a user can act on.
 THIRD_PARTY_DEPRECATIONS = (r".*LeafSpec.*is deprecated",)  # Lightning's pytree helper on torch >= 2.10
 
 
+def _not_a_banner(record: logging.LogRecord) -> bool:
+    return not LIGHTNING_BANNERS.search(record.getMessage())
+
+
 def quiet_third_party() -> None:
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_not_a_banner)
     for message in THIRD_PARTY_DEPRECATIONS:
         warnings.filterwarnings("ignore", message=message)
 

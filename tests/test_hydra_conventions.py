@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST, REPO, compose_config
+from conftest import FAST, REPO, WHOLE_TEACHER, compose_config
 from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
@@ -31,7 +31,8 @@ def kdlab(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 def test_a_default_run_folder_says_what_ran_with_lr_curve_and_own_cache(tmp_path: Path) -> None:
     """No hydra.run.dir: the run lands in <paths.output_dir>/<kd>-<teacher>-<student>/<time>, logs kdlab.log, caches
     its teacher under paths.cache_dir, and the LR monitor (callbacks=default) writes the learning rate."""
-    proc = kdlab(*TINY, "logger=csv", f"paths.output_dir={tmp_path / 'out'}", f"paths.cache_dir={tmp_path / 'mine'}")
+    out, mine = f"paths.output_dir={tmp_path / 'out'}", f"paths.cache_dir={tmp_path / 'mine'}"
+    proc = kdlab(*TINY, *WHOLE_TEACHER, "logger=csv", out, mine)  # a whole-epoch teacher: the cache takes it
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = (tmp_path / "out" / "response-tiny-tiny").iterdir()
     assert json.loads((run_dir / "results.json").read_text())["status"] == "completed"
@@ -51,7 +52,7 @@ def test_debug_fdr_runs_the_pipeline_with_a_private_teacher_cache(tmp_path: Path
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["status"] == "completed" and results["config"]["trainer"]["fast_dev_run"] is True
-    assert list((tmp_path / "run" / "cache" / "teachers").glob("*.pt"))
+    assert (tmp_path / "run" / "teacher.pt").is_file()  # a fast_dev_run teacher is kept in the run, never cached
     assert not users_cache.exists() or not list(users_cache.rglob("*.pt"))
     assert not list((tmp_path / "run").rglob("*.wandb"))
 

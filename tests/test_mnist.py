@@ -202,7 +202,8 @@ def test_saved_mlp_round_trips_through_a_kdlab_model_file(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_experiment_presets_compose_and_validate(preset: str) -> None:
-    validate_config(compose_config(f"experiment={preset}"))
+    root = ["data.root=/tmp"] if preset.startswith("imagenet") else []  # ImageNet has no default location
+    validate_config(compose_config(f"experiment={preset}", *root))
 
 
 def test_hinton_presets_pin_the_papers_setup() -> None:

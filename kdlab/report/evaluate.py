@@ -49,6 +49,8 @@ ALLOWED_TARGET_PREFIXES = (
     "torch.optim.",
     "torch.nn.",
     "torchvision.models.",
+    "pytorch_lightning.callbacks.",  # conf/callbacks/: checkpointing and LR monitoring, never run by evaluate
+    "kdlab.training.callbacks.",
 )
 ALLOWED_TARGETS = (
     "timm.create_model",

@@ -39,8 +39,8 @@ def best_bias(logits: Tensor, targets: Tensor, omitted: list[int], grid: Tensor 
 
 def omitted_bias_metrics(student: nn.Module, datamodule: InMemoryDataModule, omitted: list[int]) -> dict[str, Any]:
     """Choose b on validation, apply it on test; errors overall and on the omitted classes, before and after."""
-    val_logits, val_targets = predict_logits(student, datamodule.val_dataloader())
-    test_logits, test_targets = predict_logits(student, datamodule.test_dataloader())
+    val_logits, val_targets = predict_logits(student, datamodule.model_batches("val"))
+    test_logits, test_targets = predict_logits(student, datamodule.model_batches("test"))
     chosen = best_bias(val_logits, val_targets, omitted)
     test_chosen = best_bias(test_logits, test_targets, omitted)
     on_omitted = torch.isin(test_targets, torch.as_tensor(omitted))

@@ -99,7 +99,7 @@ def build_report(
         _run_step("export", extras, lambda: _export_onnx(student, input_shape, test_batches, run_dir))
     latency = post.get("latency") or {}
     fp32 = {role: predict_logits(model.cpu(), test_batches) for role, (model, _) in models.items() if role in ROLES}
-    targets = fp32["teacher"][1]
+    targets = fp32["student"][1]
     on_cpu = {role: (model if is_quantized(model) else model.cpu(), name) for role, (model, name) in models.items()}
     measured = compression_report(  # all on CPU: a fine-tune on a GPU must not leave one row timed there
         on_cpu,
@@ -121,7 +121,8 @@ def build_report(
     }
     flat["report/plot"] = str(plot_accuracy_vs_cost([asdict(row) for row in rows], run_dir / REPORT_PNG))
     logits = {role: outputs[0] for role, outputs in fp32.items()}
-    flat.update(inheritance_metrics(logits, targets, datamodule.num_classes))
+    if "teacher" in logits:  # what the student inherited needs a teacher (teacher=none: self-distillation)
+        flat.update(inheritance_metrics(logits, targets, datamodule.num_classes))
     confusion = plot_confusion_matrices(logits, targets, datamodule.num_classes, run_dir / CONFUSION_PNG)
     flat[result_keys.CONFUSION_PLOT] = str(confusion)
     flat["report/wall_time_s"] = time.perf_counter() - started

@@ -62,6 +62,8 @@ def start_run(logger: Any, cfg: DictConfig, teacher_path: Path | None, data_name
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         return
     run = logger.experiment
+    if not _is_live(run):
+        return
     log_config(run, run_config(OmegaConf.to_container(cfg, resolve=True), run_choices(cfg)))
     define_summaries(run)
     if job_type(cfg) == "distill" and teacher_path is not None and Path(teacher_path).is_file():
@@ -76,9 +78,16 @@ def finish_run(logger: Any, cfg: DictConfig, out_dir: Path, metrics: dict[str, A
             logger.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
         return
     run = logger.experiment
+    if not _is_live(run):
+        return
     student = out_dir / "student.pt"
     if student.is_file():
         metadata = {"student": str(cfg.student.name), "teacher": str(cfg.teacher.name), "seed": cfg.seed}
         log_output_model(run, artifact_name("student", run.name or str(cfg.student.name)), student, metadata)
     log_image(run, REPORT_IMAGE_KEY, out_dir / "report.png")
     update_summary(run, metrics)
+
+
+def _is_live(run: Any) -> bool:
+    """A real W&B run: not Lightning's stand-in on DDP ranks other than 0, whose every attribute is a no-op function."""
+    return not callable(getattr(run, "config", None))
