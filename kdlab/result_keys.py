@@ -26,6 +26,9 @@ TEACHER_TEST_ACC_TOP5 = "teacher/test_acc_top5"
 TEACHER_PARAMS = "teacher/params"
 TEACHER_OUTPUTS_SOURCE = "teacher/outputs_source"
 TEACHER_MEMBERS = "teacher/members"
+TEACHER_CHECKPOINT_FORMAT = "teacher/checkpoint_format"
+TEACHER_PRETRAINED_FILE = "teacher/pretrained_file"
+TEACHER_HEAD_REPLACED = "teacher/head_replaced"
 
 STUDENT_NAME = "student/name"
 STUDENT_TEST_ACC = "student/test_acc"
@@ -108,6 +111,9 @@ DOCUMENTED: dict[str, str] = {
     TEACHER_PARAMS: "teacher parameters",
     TEACHER_OUTPUTS_SOURCE: "online | computed | cache | replay: where the teacher's outputs came from",
     TEACHER_MEMBERS: "an ensemble's member names",
+    TEACHER_CHECKPOINT_FORMAT: "`teacher.checkpoint`'s layout: kdlab | repdistiller | mdistiller | timm | torchvision",
+    TEACHER_PRETRAINED_FILE: "the state dict `teacher.pretrained_file` started the teacher from",
+    TEACHER_HEAD_REPLACED: "true when that file's classifier had another class count and was replaced",
     STUDENT_NAME: "the student's timm name",
     STUDENT_TEST_ACC: "student top-1 on the test split, last epoch",
     STUDENT_TEST_ACC_TOP5: "student top-5 (more than 5 classes)",

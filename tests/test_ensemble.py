@@ -22,6 +22,7 @@ from kdlab.instantiate import build
 from kdlab.models.ensemble import TeacherEnsemble
 from kdlab.run import run
 from kdlab.teacher.members import member_configs, member_labels, reject_teacher_list
+from kdlab.tracking import read_offline_run
 
 ENSEMBLE = ["teacher=ensemble", "teacher.members=[tiny,{config:tiny,seed:1}]"]
 NO_TEACHER = [o for o in FAST if not o.startswith("teacher=")]
@@ -157,3 +158,17 @@ def test_the_list_of_teachers_syntax_is_refused_with_the_ensemble_spelling() -> 
 def test_single_and_ensemble_teachers_are_not_mistaken_for_a_list(overrides: list[str]) -> None:
     with hydra_running(*overrides):
         reject_teacher_list()
+
+
+def test_each_member_trained_here_is_a_wandb_teacher_run_and_an_input_of_the_student(tmp_path: Path) -> None:
+    wandb = [o for o in NO_TEACHER if not o.startswith("logger=")] + ["logger=wandb"]
+    run(compose_config(*wandb, *ENSEMBLE), tmp_path)
+    teachers = [read_offline_run(d) for d in sorted((tmp_path / "teacher").glob("wandb/offline-run-*"))]
+    assert sorted(t["name"] for t in teachers) == ["teacher-test_resnet-digits-s0", "teacher-test_resnet-digits-s1"]
+    assert all(t["job_type"] == "teacher" for t in teachers)
+    made = [a for t in teachers for a in t["artifacts"] if a["type"] == "model" and not a["use"]]
+    assert len(made) == 2
+    (student_dir,) = tmp_path.glob("wandb/offline-run-*")
+    used = [a for a in read_offline_run(student_dir)["artifacts"] if a["type"] == "model" and a["use"]]
+    assert sorted(a["name"] for a in used) == sorted(a["name"] for a in made)
+    assert len(used) == 2

@@ -16,7 +16,7 @@ from kdlab.terms import DKD
 
 METHODS = sorted(p.stem for p in (CONF / "kd").glob("*.yaml") if "generations" not in p.read_text())
 PAIRS = {
-    "default": [],  # resnet18 -> mobilenetv3_small_100
+    "default": [],  # resnet18 -> test_resnet (conf/student/tiny.yaml)
     "tiny_to_mobilenet": ["teacher=tiny", "student=tiny_mobilenet"],  # test_resnet -> mobilenetv3_small_050
 }
 ONE_BATCH = ["trainer=fast", "trainer.limit_train_batches=1", "teacher.max_epochs=1", "data.batch_size=32"]

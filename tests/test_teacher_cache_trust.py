@@ -26,7 +26,7 @@ from kdlab.instantiate import build
 from kdlab.models import build_model
 from kdlab.models.files import load_into, save_model
 from kdlab.run import run
-from kdlab.teacher import TeacherSource, prepare_teacher
+from kdlab.teacher import TeacherSource, prepare_teacher, teacher_recipe
 from kdlab.teacher.cache import TEACHERS, entry_lock, entry_path, teacher_cache_key
 from kdlab.teacher.output_cache import teacher_outputs_plan
 from kdlab.teacher.single import flag_chance_level
@@ -94,7 +94,7 @@ def test_names_from_configs_stay_inside_the_cache(tmp_path: Path, _isolated_cach
     cfg = compose_config(*FAST, *evil)
     data = build(cfg.data)
     teacher = build_model(cfg.teacher.model, num_classes=10, in_chans=1, role="teacher")
-    source = prepare_teacher(teacher, cfg, data, tmp_path / "run")
+    source = prepare_teacher(teacher, teacher_recipe(cfg), data, tmp_path / "run")
     outputs = teacher_outputs_plan(cfg, teacher, data, TeacherTaps())
     for path, kind in ((source.path, "teachers"), (outputs.path, "teacher_outputs")):
         assert path.parent == _isolated_cache / kind and path.name.startswith("escaped_x-"), path
@@ -112,11 +112,12 @@ def test_a_rerun_of_a_partial_run_reuses_its_own_teacher(tmp_path: Path, monkeyp
     def teacher() -> torch.nn.Module:
         return build_model(cfg.teacher.model, num_classes=10, in_chans=1, role="teacher")
 
-    first = prepare_teacher(teacher(), cfg, data, tmp_path)
-    again = prepare_teacher(teacher(), cfg, data, tmp_path)
+    first = prepare_teacher(teacher(), teacher_recipe(cfg), data, tmp_path)
+    again = prepare_teacher(teacher(), teacher_recipe(cfg), data, tmp_path)
     assert trained == [1] and again.path == first.path == tmp_path / "teacher.pt"
     assert again.kind == "run directory (partial: not cached)" and first.kind == "trained (partial: not cached)"
-    other = prepare_teacher(teacher(), compose_config(*FAST, "teacher_seed=5"), data, tmp_path)  # another key
+    other_key = teacher_recipe(compose_config(*FAST, "teacher_seed=5"))
+    other = prepare_teacher(teacher(), other_key, data, tmp_path)  # another key
     assert trained == [1, 1] and other.kind == "trained (partial: not cached)"
 
 
@@ -126,7 +127,7 @@ def test_partial_ensemble_members_are_kept_apart_in_the_run_directory(tmp_path: 
     cfg = compose_config(*[o for o in FAST if o != "teacher=tiny"], "teacher=ensemble", members)
     data = build(cfg.data)
     ensemble = build_model(cfg.teacher.model, num_classes=10, in_chans=1, role="teacher")
-    source = prepare_teacher(ensemble, cfg, data, tmp_path)
+    source = prepare_teacher(ensemble, teacher_recipe(cfg), data, tmp_path)
     assert source.kind == "ensemble" and "teacher/at_chance" in source.report
     kept = sorted(p.name for p in tmp_path.glob("*.pt"))
     assert len(kept) == 2 and all(name.startswith("teacher-test_resnet-") for name in kept)  # one file per member
@@ -246,7 +247,7 @@ def _fill_cache(monkeypatch, tmp_path: Path) -> list[TeacherSource]:
         cfg = compose_config(*FAST, *WHOLE_TEACHER, f"seed={seed}")
         data = build(cfg.data)
         teacher = build_model(cfg.teacher.model, num_classes=10, in_chans=1, role="teacher")
-        sources.append(prepare_teacher(teacher, cfg, data, tmp_path))
+        sources.append(prepare_teacher(teacher, teacher_recipe(cfg), data, tmp_path))
     teacher_outputs_plan(cfg, teacher, data, TeacherTaps())
     return sources
 

@@ -75,6 +75,15 @@ def test_views_are_computed_once_and_reused_by_every_job(tmp_path: Path) -> None
     assert (views, classes) == (2, 10) and (stored[0] / "logits.f16").stat().st_size == views * samples * classes * 2
 
 
+def test_a_killed_jobs_partial_views_are_removed_by_the_next_writer(tmp_path: Path) -> None:
+    run(compose_config(*REPLAY), tmp_path / "a")
+    root = tmp_path / "kdlab-cache" / "teacher_replay"
+    (entry,) = [p for p in root.iterdir() if p.is_dir()]
+    entry.rename(entry.with_name(f"{entry.name}.partial-424242"))  # what a job killed mid-write leaves: no entry
+    assert run(compose_config(*REPLAY), tmp_path / "b")["teacher/outputs_source"] == "replay"
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == [entry.name]
+
+
 def test_augmentation_is_a_function_of_seed_epoch_and_sample() -> None:
     images = torch.randn(6, 1, 8, 8)
     index = torch.arange(6)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import FAST, REPO
 
+from kdlab.report.evaluate import evaluate_run
 from kdlab.tracking import flat_config, read_offline_run, run_config, run_name, run_tags
 
 SWEPT = {"kd": "response", "seed": 1, "kd.temperature": 8}  # what the agent chose: written and passed as overrides
@@ -55,6 +56,18 @@ def test_a_sweep_run_reads_back_complete_findable_and_linked(tmp_path: Path) -> 
     check_run_is_findable(student)
     check_lineage(student, teacher)
     check_summaries(student, results)
+    check_evaluate_run(out)
+
+
+def check_evaluate_run(out: Path) -> None:
+    """``kdlab-evaluate`` on the finished run: a ``job_type=evaluate`` run whose input is that run's student."""
+    flat = evaluate_run(out, ["post.latency.repeats=2", "post.latency.warmup=1"])
+    logged = offline_run(out / "evaluate")
+    assert logged["job_type"] == "evaluate" and logged["name"] == "evaluate-response-tiny-tiny-fast-s1"
+    models = {(a["name"], a["use"]) for a in logged["artifacts"] if a["type"] == "model"}
+    assert models == {("student-response-tiny-tiny-fast-s1", True)}
+    assert logged["summary"]["report/student/top1"] == pytest.approx(flat["report/student/top1"])
+    assert logged["config"]["source_run"] == str(out)
 
 
 def check_config_is_flat_complete_and_once(logged: dict, results: dict) -> None:
@@ -114,3 +127,18 @@ def test_run_name_is_the_method_models_other_changed_choices_and_seed() -> None:
     assert run_name(choices, 1, defaults) == "dkd-resnet32x4-resnet8x4-s1"
     assert run_name({**choices, "data": "cifar100"}, 0, defaults) == "dkd-resnet32x4-resnet8x4-cifar100-s0"
     assert run_tags(["a", "response"], ["response", "feature"]) == ["a", "response", "feature"]
+
+
+def test_an_offline_wandb_run_prints_no_deprecated_anonymous_warning(tmp_path: Path) -> None:
+    """Lightning passes ``anonymous=None`` to wandb.init, which wandb 0.31 answers with a warning on every run."""
+    code = (
+        "from kdlab.tracking.logger import wandb_logger\n"
+        f"logger = wandb_logger({str(tmp_path)!r}, mode='offline')\n"
+        "logger.experiment.log({'a': 1})\n"
+        "import wandb; wandb.finish()\n"
+    )
+    env = {**os.environ, "WANDB_SILENT": "false"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "offline" in done.stderr + done.stdout  # wandb did speak: the check below is not vacuous
+    assert "anonymous" not in done.stderr + done.stdout

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from kdlab.data.augment import apply_augment, check_augment, sample_keys
+from kdlab.data.base import ImageDataModule
 from kdlab.data.mixing import BatchMixer
 from kdlab.data.sampling import (
     ResumableDataLoader,
@@ -58,7 +58,7 @@ def _check_classes(name: str, num_classes: int, train: Split) -> None:
         )
 
 
-class InMemoryDataModule(pl.LightningDataModule):
+class InMemoryDataModule(ImageDataModule):
     """Train/val/test splits as (uint8) tensors; ``transform`` turns each batch into model inputs after it reaches the
     device, then augmentation runs on it. Outside Lightning, :meth:`model_batches` gives the same model inputs."""
 
@@ -74,14 +74,9 @@ class InMemoryDataModule(pl.LightningDataModule):
         transform: InputTransform | None = None,
         mixer: BatchMixer | None = None,
     ) -> None:
-        super().__init__()
-        if batch_size < 1:
-            raise ConfigError(f"data.batch_size must be >= 1, got {batch_size}")
+        super().__init__(name, num_classes, batch_size)
         _check_classes(name, num_classes, train)
-        self.name = name
         self.train, self.val, self.test = train, val, test
-        self.num_classes = num_classes
-        self.batch_size = batch_size
         self.augment = check_augment(augment)
         channels, size = int(train.images.shape[1]), int(train.images.shape[-1])
         self.transform = transform if transform is not None else InputTransform.identity(channels, size)
@@ -96,11 +91,6 @@ class InMemoryDataModule(pl.LightningDataModule):
     def image_size(self) -> int:
         return self.transform.size
 
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one model input."""
-        return self.in_chans, self.image_size, self.image_size
-
     def model_batches(
         self, split: str, order: Tensor | None = None, batch_size: int | None = None
     ) -> Iterator[dict[str, Tensor]]:
@@ -110,14 +100,6 @@ class InMemoryDataModule(pl.LightningDataModule):
         order = torch.arange(len(data)) if order is None else torch.as_tensor(order, dtype=torch.long)
         for chunk in order.split(batch_size or self.batch_size):
             yield {"image": self.transform(data.images[chunk]), "target": data.targets[chunk], "index": chunk}
-
-    @property
-    def num_train(self) -> int:
-        return len(self.train)
-
-    def _ranks(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
 
     def data_epoch(self, epoch: int) -> int:
         """The epoch whose random draws (augmentation, mixing) epoch ``epoch`` uses: itself, or its replay view."""

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from PIL import Image, UnidentifiedImageError
 from timm.data import create_transform
@@ -23,6 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from torchvision import transforms
 
+from kdlab.data.base import ImageDataModule
 from kdlab.data.mixing import BatchMixer, derived_seed, seeded_rngs
 from kdlab.data.sampling import EpochTaggedSampler, ResumableDataLoader, ShardSampler, private_generator, shuffle_seed
 from kdlab.errors import ConfigError
@@ -226,7 +226,7 @@ def resolve_num_workers(num_workers: int | str) -> int:
     return num_workers
 
 
-class StreamingDataModule(pl.LightningDataModule):
+class StreamingDataModule(ImageDataModule):
     """Train/val/test image files decoded in ``num_workers`` processes; batches are ``{image, target, index}`` of
     model-ready float images, pinned when a GPU is present. Mixup/CutMix run on the device (see :mod:`mixing`)."""
 
@@ -246,10 +246,7 @@ class StreamingDataModule(pl.LightningDataModule):
         mixer: BatchMixer | None = None,
         prefetch_factor: int = 2,
     ) -> None:
-        super().__init__()
-        if batch_size < 1:
-            raise ConfigError(f"data.batch_size must be >= 1, got {batch_size}")
-        self.name, self.num_classes, self.batch_size = name, num_classes, batch_size
+        super().__init__(name, num_classes, batch_size)
         self.train, self.val, self.test = train, val, test
         self.spec, self.augment = spec, spec.augment
         self.num_workers = resolve_num_workers(num_workers)
@@ -264,18 +261,6 @@ class StreamingDataModule(pl.LightningDataModule):
     @property
     def image_size(self) -> int:
         return self.spec.size
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return self.spec.channels, self.spec.size, self.spec.size
-
-    @property
-    def num_train(self) -> int:
-        return len(self.train)
-
-    def _ranks(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
 
     def _dataset(self, split: FileSplit, train: bool) -> ImageFileDataset:
         spec = self.spec if self.augment == self.spec.augment else _with_augment(self.spec, self.augment)

@@ -35,6 +35,18 @@ from kdlab.paths import config_dir
 from kdlab.post.settings import check_post_config
 from kdlab.report.run_report import build_report, is_report_key
 from kdlab.terms.pairing import build_terms
+from kdlab.tracking import (
+    artifact_name,
+    finish_wandb,
+    flat_config,
+    is_wandb,
+    log_config,
+    log_image,
+    run_name,
+    run_tags,
+    update_summary,
+    use_input_model,
+)
 from kdlab.training.module import DistillationModule
 
 log = logging.getLogger("kdlab.report.evaluate")
@@ -78,7 +90,35 @@ def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = ()) -> dict[str
     kept = {key: value for key, value in results.items() if not is_report_key(key)}
     kept["config"] = {**results["config"], "post": OmegaConf.to_container(cfg.post, resolve=True)}
     write_json(run_dir / "results.json", {**kept, **flat, result_keys.REPORT_SOURCE: "kdlab.report.evaluate"})
+    log_evaluation(cfg, run_dir, results, flat)
     return flat
+
+
+def log_evaluation(cfg: DictConfig, run_dir: Path, results: dict[str, Any], flat: dict[str, Any]) -> None:
+    """With a W&B logger: a ``job_type=evaluate`` run (folder ``<run dir>/evaluate/``) whose input is the run's
+    student artifact, holding the post settings, the redrawn ``report.png`` and the new numbers in its summary."""
+    if not is_wandb(cfg.get("logger")):
+        return
+    choices = results.get("choices") or {  # as kdlab.run.wandb_run named the run when Hydra was not there
+        "kd": ",".join(cfg.kd.terms or {}) or "none", "teacher": cfg.teacher.name, "student": cfg.student.name
+    }  # fmt: skip
+    producer = run_name(choices, int(cfg.seed))  # the distilling run's name, which its student artifact carries
+    save_dir = run_dir / "evaluate"
+    save_dir.mkdir(exist_ok=True)
+    tags = run_tags(cfg.get("tags"), ["evaluate"])
+    logger = build(cfg.logger, save_dir=str(save_dir), name=f"evaluate-{producer}", job_type="evaluate", tags=tags)
+    try:
+        run = logger.experiment
+        post = OmegaConf.to_container(cfg.post, resolve=True)
+        log_config(run, {**flat_config({"post": post}), "source_run": str(run_dir)})
+        metadata = {"student": str(cfg.student.name), "teacher": str(cfg.teacher.name), "seed": int(cfg.seed)}
+        use_input_model(run, artifact_name("student", producer), run_dir / "student.pt", metadata)
+        log_image(run, "report/plot", run_dir / "report.png")
+        update_summary(run, flat)
+    except BaseException:
+        finish_wandb(exit_code=1)
+        raise
+    finish_wandb()
 
 
 def read_results(run_dir: Path) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from kdlab.run.single import run_single
 from kdlab.run.summary import print_summary
 from kdlab.run.validate import validate_config
 from kdlab.teacher.prepare import prepare_teacher
+from kdlab.teacher.recipe import teacher_recipe
 from kdlab.teacher.source import TeacherSource
 from kdlab.training.evaluator import evaluate_model
 
@@ -72,7 +73,7 @@ def train_generation_zero(cfg: DictConfig, datamodule: InMemoryDataModule) -> Te
     gen0 = generation_config(cfg, 0, None)
     pl.seed_everything(gen0.seed, workers=True, verbose=False)
     shape = {"num_classes": datamodule.num_classes, "in_chans": datamodule.in_chans}
-    return prepare_teacher(build_model(gen0.teacher.model, role="student", **shape), gen0, datamodule)
+    return prepare_teacher(build_model(gen0.teacher.model, role="student", **shape), teacher_recipe(gen0), datamodule)
 
 
 def ensemble_accuracy(cfg: DictConfig, datamodule: InMemoryDataModule, checkpoints: dict[int, str]) -> float:

@@ -30,6 +30,7 @@ from kdlab.run.validate import has_teacher, validate_config
 from kdlab.run.wandb_run import finish_run, make_logger, start_run
 from kdlab.teacher.output_cache import TeacherOutputsPlan, teacher_outputs_plan
 from kdlab.teacher.prepare import prepare_teacher
+from kdlab.teacher.recipe import teacher_recipe
 from kdlab.teacher.replay import replay_plan
 from kdlab.teacher.source import TeacherSource
 from kdlab.terms.pairing import build_terms
@@ -103,7 +104,7 @@ def set_up(cfg: DictConfig, out_dir: Path) -> RunSetup:
     source, outputs, teacher_metrics = TeacherSource("none", Path()), TeacherOutputsPlan("none"), {}
     if teacher is not None:
         with seeded(teacher_seed(cfg)):
-            source = prepare_teacher(teacher, cfg, datamodule, out_dir)
+            source = prepare_teacher(teacher, teacher_recipe(cfg), datamodule, out_dir)
     restrict_transfer_set(datamodule, omitted)  # the student's training split only; the teacher saw every class
     if teacher is not None:
         taps = TeacherTaps.of(terms.values())
@@ -161,7 +162,8 @@ def run_single(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     logger = make_logger(cfg, out_dir, setup.terms)
     if logger:
-        start_run(logger, cfg, setup.source.path, setup.datamodule.name)
+        teacher_files = setup.source.members or [(str(cfg.teacher.name), setup.source.path)]
+        start_run(logger, cfg, teacher_files, setup.datamodule.name)
     best, configured = build_callbacks(cfg.get("callbacks"), out_dir / CHECKPOINT_DIR, has_logger=bool(logger))
     every = cfg.get("checkpoint_every_n_steps")
     callbacks = [best, *configured, *resume_callbacks(out_dir / CHECKPOINT_DIR, setup.signature, setup.config, every)]

@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from kdlab.data.augment import check_augment
 from kdlab.errors import ConfigError
 from kdlab.models.factory import check_timm_name
+from kdlab.models.foreign import FORMATS as CHECKPOINT_FORMATS
 from kdlab.post.settings import check_post_config
 from kdlab.teacher.members import reject_teacher_list
 from kdlab.teacher.output_cache import cache_mode
@@ -105,7 +106,27 @@ def _check_teacher(cfg: DictConfig) -> None:
         check_augment(cfg.teacher.augment, key="teacher.augment")
     if cfg.teacher.get("checkpoint") and not Path(cfg.teacher.checkpoint).is_file():
         raise ConfigError(f"teacher.checkpoint {cfg.teacher.checkpoint} does not exist")
+    _check_teacher_files(cfg.teacher)
     cache_mode(cfg)  # kd.cache_teacher: a bad value, or true with random augmentation
+
+
+def _check_teacher_files(teacher: DictConfig) -> None:
+    """``checkpoint_format`` from the known layouts; ``pretrained_file`` an existing file, and not combined with
+    another source of weights (a checkpoint is loaded as it is, a pretrained start is fine-tuned)."""
+    fmt = teacher.get("checkpoint_format") or "auto"
+    if fmt not in CHECKPOINT_FORMATS:
+        raise ConfigError(f"teacher.checkpoint_format must be one of {', '.join(CHECKPOINT_FORMATS)}, got {fmt!r}")
+    start = teacher.get("pretrained_file")
+    if not start:
+        return
+    if not Path(str(start)).expanduser().is_file():
+        raise ConfigError(f"teacher.pretrained_file {start} does not exist (a timm/torchvision/safetensors state dict)")
+    for other in ("checkpoint", "pretrained"):
+        if teacher.get(other):
+            raise ConfigError(
+                f"teacher.pretrained_file={start} and teacher.{other}={teacher[other]} both give the teacher weights; "
+                "set one (a checkpoint is loaded as it is; a pretrained start has its head fine-tuned)"
+            )
 
 
 def validate_config(cfg: DictConfig) -> None:

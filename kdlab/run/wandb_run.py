@@ -55,8 +55,9 @@ def families(terms: dict[str, nn.Module]) -> list[str]:
     return sorted({type(term).__module__.rsplit(".", 1)[-1] for term in terms.values()})
 
 
-def start_run(logger: Any, cfg: DictConfig, teacher_path: Path | None, data_name: str) -> None:
-    """Flat config with the group choices, best-of summaries, and the teacher file as the run's input."""
+def start_run(logger: Any, cfg: DictConfig, teacher_files: list[tuple[str, Path]], data_name: str) -> None:
+    """Flat config with the group choices, best-of summaries, and the teacher's weight files (an ensemble's
+    members) as the run's inputs: ``teacher_files`` holds (teacher name, file) pairs."""
     if not is_wandb(cfg.logger):
         if logger:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -66,9 +67,12 @@ def start_run(logger: Any, cfg: DictConfig, teacher_path: Path | None, data_name
         return
     log_config(run, run_config(OmegaConf.to_container(cfg, resolve=True), run_choices(cfg)))
     define_summaries(run)
-    if job_type(cfg) == "distill" and teacher_path is not None and Path(teacher_path).is_file():
-        metadata = {"teacher": str(cfg.teacher.name), "data": data_name}
-        use_input_model(run, teacher_artifact_name(str(cfg.teacher.name), data_name), Path(teacher_path), metadata)
+    if job_type(cfg) != "distill":
+        return
+    for name, path in teacher_files:
+        if Path(path).is_file():
+            metadata = {"teacher": name, "data": data_name}
+            use_input_model(run, teacher_artifact_name(name, data_name), Path(path), metadata)
 
 
 def finish_run(logger: Any, cfg: DictConfig, out_dir: Path, metrics: dict[str, Any]) -> None:

@@ -174,6 +174,15 @@ def data_fingerprint(data: DictConfig) -> dict[str, Any]:
     return {"source": target}
 
 
+def file_digest(path: Path) -> dict[str, Any]:
+    """A file's name and the SHA-256 of its content (a pretrained teacher's starting weights)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"name": path.name, "sha256": digest.hexdigest()}
+
+
 def folder_manifest(root: Path) -> dict[str, Any]:
     """A hash over every file's relative path, size and mtime under ``root``: adding, removing, replacing or
     touching a file changes it."""
@@ -196,10 +205,13 @@ def teacher_key_content(cfg: DictConfig) -> dict[str, Any]:
     config and a fingerprint of the data, the teacher's seed and the versions of torch and timm."""
     phase = teacher_phase(cfg)
     teacher = _plain(cfg.teacher)
-    teacher.pop("checkpoint", None)
-    teacher.pop("optim", None)
-    if teacher.get("bias") is None:  # an unset teacher.bias (issue 13's skewed teacher) leaves the key as it was
-        teacher.pop("bias", None)
+    for loaded_not_trained in ("checkpoint", "checkpoint_format", "optim"):
+        teacher.pop(loaded_not_trained, None)
+    for unset_keeps_key in ("bias", "pretrained_file"):  # unset, the keys of existing entries stay as they were
+        if teacher.get(unset_keeps_key) is None:
+            teacher.pop(unset_keeps_key, None)
+    if teacher.get("pretrained_file"):  # the weights it starts from, by content: a replaced file retrains
+        teacher["pretrained_file"] = file_digest(Path(str(teacher["pretrained_file"])).expanduser())
     data = data_source_config(cfg.data)  # the student's transfer set (data.transfer_*) does not change the teacher
     return {
         "format": CACHE_FORMAT,

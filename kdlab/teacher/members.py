@@ -10,7 +10,6 @@ reuses teachers cached by single-teacher runs, and the reverse.
 from __future__ import annotations
 
 import copy
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,15 +17,10 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.errors import ConfigError
-from kdlab.measure.params import count_parameters
 from kdlab.models.ensemble import TeacherEnsemble
 from kdlab.models.factory import build_model
 from kdlab.paths import config_dir
-from kdlab.teacher.single import prepare_single
-from kdlab.teacher.source import TeacherSource
-from kdlab.training.evaluator import evaluate_model
 
 MEMBER_KEYS = {"config", "checkpoint", "max_epochs", "seed", "pretrained", "optim"}
 
@@ -96,21 +90,6 @@ def member_run_config(cfg: DictConfig, node: DictConfig) -> DictConfig:
         if seed is not None:
             run.seed = int(seed)
     return run
-
-
-def prepare_ensemble(model: TeacherEnsemble, cfg: DictConfig, datamodule: InMemoryDataModule) -> TeacherSource:
-    """Prepare each member with :func:`kdlab.teacher.single.prepare_single` and report its source and test accuracy."""
-    nodes = member_configs(cfg.teacher.members, cfg.teacher.get("max_epochs"))
-    report: dict[str, Any] = {"teacher/members": list(model.names)}
-    paths = []
-    for label, node, member in zip(model.names, nodes, model.members, strict=True):
-        source = prepare_single(member, member_run_config(cfg, node), datamodule)
-        prefix = f"teacher/members/{label}"
-        report[f"{prefix}/test_acc"] = evaluate_model(member, datamodule, cfg.trainer)["test/acc"]
-        report[f"{prefix}/source"], report[f"{prefix}/path"] = source.kind, str(source.path)
-        report[f"{prefix}/params"] = count_parameters(member)
-        paths.append(str(source.path.resolve()))
-    return TeacherSource("ensemble", Path(os.path.commonpath(paths)), report)
 
 
 def reject_teacher_list() -> None:

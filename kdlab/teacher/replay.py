@@ -183,9 +183,15 @@ def compute_views(
 def _write_replay(
     teacher: nn.Module, datamodule: InMemoryDataModule, settings: ReplaySettings, record: dict, path: Path
 ) -> None:
-    """Compute into a temporary directory beside ``path`` and rename it into place: a killed job leaves no half file."""
+    """Compute into a temporary directory beside ``path`` and rename it into place: a killed job leaves no half file.
+
+    Called under the entry's lock, which every writer holds: a ``.partial-<pid>`` directory found here is what a
+    killed job left (views of the size of the whole entry), and is removed first.
+    """
+    for leftover in path.parent.glob(f"{path.name}.partial-*"):
+        log.info("removing %s, left by a killed replay job", leftover)
+        shutil.rmtree(leftover, ignore_errors=True)
     partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
         compute_views(teacher, datamodule, settings, partial)

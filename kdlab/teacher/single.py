@@ -24,6 +24,9 @@ from kdlab.data.bias import biased_split, check_bias
 from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.instantiate import build, build_optim
 from kdlab.models.files import load_into, save_model
+from kdlab.models.foreign import detect_format, load_foreign, read_checkpoint
+from kdlab.models.pretrained_file import load_pretrained_file
+from kdlab.result_keys import TEACHER_CHECKPOINT_FORMAT
 from kdlab.teacher.cache import (
     TEACHERS,
     cache_root,
@@ -33,16 +36,14 @@ from kdlab.teacher.cache import (
     read_record,
     record_path,
     safe_slug,
-    teacher_key_content,
-    teacher_phase,
     write_record,
 )
 from kdlab.teacher.output_cache import device_of, evaluating
+from kdlab.teacher.recipe import TeacherRecipe
 from kdlab.teacher.source import TeacherSource
 from kdlab.tracking import (
     define_summaries,
     finish_wandb,
-    flat_config,
     is_wandb,
     log_config,
     log_output_model,
@@ -51,7 +52,6 @@ from kdlab.tracking import (
     teacher_artifact_name,
 )
 from kdlab.training.module import DistillationModule
-from kdlab.training.seeding import teacher_seed
 from kdlab.training.teacher_outputs import run_teacher
 from kdlab.training.trainer import make_trainer
 
@@ -76,7 +76,7 @@ def run_directory(run_dir: Path | None) -> Iterator[None]:
 
 
 def prepare_single(
-    model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, run_dir: Path | None = None
+    model: nn.Module, recipe: TeacherRecipe, datamodule: InMemoryDataModule, run_dir: Path | None = None
 ) -> TeacherSource:
     """Fill ``model`` with trained weights; train and cache them when no checkpoint or cache entry exists.
 
@@ -86,17 +86,32 @@ def prepare_single(
     artifact.
     """
     with run_directory(run_dir):
-        if cfg.teacher.get("bias"):
-            check_bias(cfg.teacher.bias, datamodule.num_classes)  # before a cache lookup or any training
-        if cfg.teacher.checkpoint:
-            load_into(model, cfg.teacher.checkpoint, **_shape(cfg, datamodule), data=datamodule.name)
-            return TeacherSource("checkpoint", Path(cfg.teacher.checkpoint))
-        content = teacher_key_content(cfg)
-        key = content_key(content)
-        why = partial_training(teacher_phase(cfg).trainer)
+        if recipe.bias:
+            check_bias(recipe.bias, datamodule.num_classes)  # before a cache lookup or any training
+        if recipe.checkpoint:
+            return _from_checkpoint(model, recipe, datamodule)
+        key = content_key(recipe.key_content)
+        why = partial_training(recipe.trainer)
         if why:
-            return _partial_teacher(model, cfg, datamodule, content, key, why, run_dir)
-        return _cached_teacher(model, cfg, datamodule, content, key, run_dir)
+            return _partial_teacher(model, recipe, datamodule, key, why, run_dir)
+        return _cached_teacher(model, recipe, datamodule, key, run_dir)
+
+
+def _from_checkpoint(model: nn.Module, recipe: TeacherRecipe, datamodule: InMemoryDataModule) -> TeacherSource:
+    """A file kdlab wrote (architecture, classes and data checked) or another project's layout, mapped onto the
+    model; the validation accuracy is measured and logged at once, so a bad mapping shows before any training."""
+    path, fmt = recipe.checkpoint, recipe.checkpoint_format
+    if fmt == "auto":
+        fmt = detect_format(read_checkpoint(path))
+    if fmt == "kdlab":  # kdlab's own file: architecture, class count and data are checked by name
+        load_into(model, path, **_shape(recipe, datamodule), data=datamodule.name)
+    else:
+        load_foreign(model, path, fmt)
+    report: dict[str, Any] = {TEACHER_CHECKPOINT_FORMAT: fmt, "teacher/val_acc": val_accuracy(model, datamodule)}
+    accuracy = report["teacher/val_acc"]
+    shown = "no validation split" if accuracy is None else f"validation accuracy {100 * accuracy:.2f}%"
+    log.info("teacher %s loaded from %s (%s layout): %s", recipe.name, path, fmt, shown)
+    return TeacherSource("checkpoint", Path(path), report)
 
 
 def partial_training(trainer: DictConfig) -> str | None:
@@ -143,67 +158,71 @@ def flag_chance_level(model: nn.Module, name: str, datamodule: InMemoryDataModul
         )  # fmt: skip
 
 
-def _cached_teacher(model, cfg, datamodule, content: dict, key: str, run_dir: Path | None) -> TeacherSource:
+def _cached_teacher(
+    model: nn.Module, recipe: TeacherRecipe, datamodule: InMemoryDataModule, key: str, run_dir: Path | None
+) -> TeacherSource:
     """From the shared cache, or trained and written there; kept in the run directory if the cache write fails."""
-    path = entry_path(cache_root(cfg.get("cache_dir")), TEACHERS, cfg.teacher.name, key)
+    path = entry_path(cache_root(recipe.cache_dir), TEACHERS, recipe.name, key)
     path.parent.mkdir(parents=True, exist_ok=True)
     with entry_lock(path):  # parallel sweep jobs train the teacher once
         if path.exists():
-            load_into(model, path, **_shape(cfg, datamodule), data=datamodule.name)
+            load_into(model, path, **_shape(recipe, datamodule), data=datamodule.name)
             return TeacherSource("cache", path, _recorded_accuracy(path))
 
         def save(report: dict[str, Any]) -> tuple[Path, str | None]:
             try:
-                _save(path, model, cfg, datamodule, content, key, report)
+                _save(path, model, recipe, datamodule, key, report)
                 return path, None
             except OSError as exc:  # a full disk, a quota, a read-only share: the trained teacher must not be lost
                 record_path(path).unlink(missing_ok=True)
-                kept = _run_file(cfg, key, own_file=run_dir is not None)
-                _save(kept, model, cfg, datamodule, content, key, report)
-                log.warning("could not write teacher %s to the cache (%s); kept it at %s", cfg.teacher.name, exc, kept)
+                kept = _run_file(recipe.name, key, own_file=run_dir is not None)
+                _save(kept, model, recipe, datamodule, key, report)
+                log.warning("could not write teacher %s to the cache (%s); kept it at %s", recipe.name, exc, kept)
                 return kept, f"not cached: {exc.strerror or type(exc).__name__}"
 
-        kind, where, note, report = _train_and_save(model, cfg, datamodule, path.parent, f"cached at {path}", save)
+        kind, where, note, report = _train_and_save(model, recipe, datamodule, path.parent, f"cached at {path}", save)
         return TeacherSource(kind if note is None else f"{kind} ({note})", where, report)
 
 
-def _partial_teacher(model, cfg, datamodule, content: dict, key: str, why: str, run_dir: Path | None) -> TeacherSource:
+def _partial_teacher(
+    model: nn.Module, recipe: TeacherRecipe, datamodule: InMemoryDataModule, key: str, why: str, run_dir: Path | None
+) -> TeacherSource:
     """Trained for this run only, kept in its directory (a rerun of the same run reuses it), never in the cache.
     Locked like a cache entry, so DDP ranks, which all prepare the teacher, train it once and share it."""
-    path = _run_file(cfg, key, own_file=run_dir is not None)
+    path = _run_file(recipe.name, key, own_file=run_dir is not None)
     path.parent.mkdir(parents=True, exist_ok=True)
     with entry_lock(path):
         if path.exists() and (read_record(path) or {}).get("key") == key:
-            load_into(model, path, **_shape(cfg, datamodule), data=datamodule.name)
-            log.info("teacher %s: %s, trained earlier in this run directory with the same key", cfg.teacher.name, path)
+            load_into(model, path, **_shape(recipe, datamodule), data=datamodule.name)
+            log.info("teacher %s: %s, trained earlier in this run directory with the same key", recipe.name, path)
             return TeacherSource(f"run directory ({PARTIAL})", path, _recorded_accuracy(path))
         log.info(
             "teacher %s trains on part of the data (%s): kept at %s, not in the shared cache, so no full run reuses it",
-            cfg.teacher.name, why, path,
+            recipe.name, why, path,
         )  # fmt: skip
 
         def save(report: dict[str, Any]) -> tuple[Path, str | None]:
-            _save(path, model, cfg, datamodule, content, key, report)
+            _save(path, model, recipe, datamodule, key, report)
             return path, None
 
-        kind, where, _, report = _train_and_save(model, cfg, datamodule, path.parent, f"kept at {path}", save)
+        kind, where, _, report = _train_and_save(model, recipe, datamodule, path.parent, f"kept at {path}", save)
         return TeacherSource(f"{kind} ({PARTIAL})", where, report)
 
 
 def _train_and_save(
-    model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, root: Path, where: str, save: Save
+    model: nn.Module, recipe: TeacherRecipe, datamodule: InMemoryDataModule, root: Path, where: str, save: Save
 ) -> tuple[str, Path, str | None, dict[str, Any]]:
     """Train, measure, save and, with a W&B logger, log the file; the teacher's W&B run ends here."""
-    logger = teacher_logger(cfg, _RUN_DIR.get(), datamodule.name)
+    logger = teacher_logger(recipe, _RUN_DIR.get(), datamodule.name)
     with outside_sweep() if logger else nullcontext():
         try:
             if logger:
-                _start_teacher_run(logger, cfg)
-            kind = _fit(model, cfg, datamodule, root, where, logger)
-            report = {"teacher/val_acc": val_accuracy(model, datamodule)}
+                _start_teacher_run(logger, recipe)
+            kind, report = _fit(model, recipe, datamodule, root, where, logger)
+            report["teacher/val_acc"] = val_accuracy(model, datamodule)
             saved, note = save(report)
             if logger:
-                _log_teacher_file(logger, cfg, saved, datamodule.name)
+                _log_teacher_file(logger, recipe, saved, datamodule.name)
         except BaseException:
             if logger:
                 finish_wandb(exit_code=1)
@@ -213,29 +232,32 @@ def _train_and_save(
     return kind, saved, note, report
 
 
-def _run_file(cfg: DictConfig, key: str, own_file: bool) -> Path:
+def _run_file(name: str, key: str, own_file: bool) -> Path:
     """``<run dir>/teacher.pt`` for the run's own teacher, ``<run dir>/teacher-<slug>-<key>.pt`` for a member."""
     run_dir = _RUN_DIR.get()
     if run_dir is None and HydraConfig.initialized():
         run_dir = Path(HydraConfig.get().runtime.output_dir)
     if run_dir is None:
         run_dir = Path(tempfile.mkdtemp(prefix="kdlab-teacher-"))
-    return run_dir / ("teacher.pt" if own_file else f"teacher-{safe_slug(cfg.teacher.name)}-{key}.pt")
+    return run_dir / ("teacher.pt" if own_file else f"teacher-{safe_slug(name)}-{key}.pt")
 
 
-def _save(path: Path, model, cfg, datamodule, content: dict, key: str, report: dict) -> None:
+def _save(path: Path, model, recipe: TeacherRecipe, datamodule, key: str, report: dict) -> None:
     """The key record first, then the weights: an entry whose weights exist is complete."""
-    write_record(path, "teacher", cfg.teacher.name, key, content, val_acc=report["teacher/val_acc"])
-    save_model(path, model, **_shape(cfg, datamodule), data=datamodule.name, key=key)
+    start = {k: v for k, v in report.items() if k != "teacher/val_acc"}  # what a pretrained file did, for reruns
+    write_record(path, "teacher", recipe.name, key, recipe.key_content, val_acc=report["teacher/val_acc"], start=start)
+    save_model(path, model, **_shape(recipe, datamodule), data=datamodule.name, key=key)
 
 
 def _recorded_accuracy(path: Path) -> dict[str, Any]:
-    accuracy = (read_record(path) or {}).get("val_acc")
-    return {} if accuracy is None else {"teacher/val_acc": float(accuracy)}
+    """The validation accuracy measured when the teacher was trained, and what its pretrained start was."""
+    record = read_record(path) or {}
+    accuracy = record.get("val_acc")
+    return {**(record.get("start") or {}), **({} if accuracy is None else {"teacher/val_acc": float(accuracy)})}
 
 
-def _shape(cfg: DictConfig, datamodule: InMemoryDataModule) -> dict[str, Any]:
-    return {"name": cfg.teacher.name, "num_classes": datamodule.num_classes, "in_chans": datamodule.in_chans}
+def _shape(recipe: TeacherRecipe, datamodule: InMemoryDataModule) -> dict[str, Any]:
+    return {"name": recipe.name, "num_classes": datamodule.num_classes, "in_chans": datamodule.in_chans}
 
 
 def _whole(limit: Any) -> bool:
@@ -248,58 +270,61 @@ def _freeze_all_but_head(model: nn.Module) -> None:
     model.get_classifier().requires_grad_(True)
 
 
-def _fit(model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, root: Path, where: str, logger) -> str:
-    """Train the teacher (only its head when pretrained); returns the source kind."""
-    kind = "trained"
-    if cfg.teacher.pretrained:
+def _fit(
+    model: nn.Module, recipe: TeacherRecipe, datamodule: InMemoryDataModule, root: Path, where: str, logger: Any
+) -> tuple[str, dict[str, Any]]:
+    """Train the teacher (only its head when it starts from pretrained weights); returns the source kind and what
+    loading a pretrained file did."""
+    kind, report = "trained", {}
+    if recipe.pretrained_file is not None:  # before the head is frozen: the file may bring its own head
+        report = load_pretrained_file(model, recipe.pretrained_file)
+    if recipe.fine_tunes_head:
         _freeze_all_but_head(model)
         kind = "pretrained+finetuned"
-    log.info("training teacher %s for %d epochs (%s)", cfg.teacher.name, cfg.teacher.max_epochs, where)
-    _train(model, cfg, datamodule, root, logger)
+    log.info("training teacher %s for %d epochs (%s)", recipe.name, recipe.max_epochs, where)
+    _train(model, recipe, datamodule, root, logger)
     model.requires_grad_(True)
-    return kind
+    return kind, report
 
 
-def _train(model: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule, root: Path, logger: Any = False) -> None:
-    """Supervised training of the teacher with the run's optimiser (``teacher.optim`` overrides it), for
-    ``teacher.max_epochs`` epochs.
+def _train(
+    model: nn.Module, recipe: TeacherRecipe, datamodule: InMemoryDataModule, root: Path, logger: Any = False
+) -> None:
+    """Supervised training of the teacher with its phase's optimiser and trainer (``teacher.optim`` over the run's
+    ``optim``, ``teacher.max_epochs`` epochs).
 
-    Optional, for a teacher with its own recipe: ``teacher.optim`` replaces ``optim``, and ``teacher.augment``
-    replaces ``data.augment`` while the teacher trains (Hinton et al. 2015, §3: a jittered teacher, a plain student).
+    A teacher with its own recipe: ``teacher.augment`` replaces ``data.augment`` while the teacher trains (Hinton et
+    al. 2015, §3: a jittered teacher, a plain student), and ``teacher.bias`` skews its training set on purpose.
     """
-    phase = teacher_phase(cfg)
-    module = DistillationModule(model, num_classes=datamodule.num_classes, **build_optim(phase.optim))
-    trainer = make_trainer(phase.trainer, root, quiet=True, logger=logger)
+    module = DistillationModule(model, num_classes=datamodule.num_classes, **build_optim(recipe.optim))
+    trainer = make_trainer(recipe.trainer, root, quiet=True, logger=logger)
     data_augment, data_train = datamodule.augment, datamodule.train
-    datamodule.augment = cfg.teacher.get("augment") or data_augment  # e.g. Hinton et al.'s jitter, teacher only
-    if cfg.teacher.get("bias"):  # a deliberately skewed teacher (kdlab.data.bias); the student's data stays as is
-        datamodule.train = biased_split(data_train, check_bias(cfg.teacher.bias, datamodule.num_classes))
+    datamodule.augment = recipe.augment or data_augment  # e.g. Hinton et al.'s jitter, teacher only
+    if recipe.bias:  # a deliberately skewed teacher (kdlab.data.bias); the student's data stays as is
+        datamodule.train = biased_split(data_train, check_bias(recipe.bias, datamodule.num_classes))
     try:
         trainer.fit(module, datamodule=datamodule)
     finally:
         datamodule.augment, datamodule.train = data_augment, data_train
 
 
-def _log_teacher_file(logger: Any, cfg: DictConfig, path: Path, data_name: str) -> None:
-    metadata = {"teacher": str(cfg.teacher.name), "data": data_name, "seed": teacher_seed(cfg)}
-    log_output_model(logger.experiment, teacher_artifact_name(str(cfg.teacher.name), data_name), path, metadata)
+def _log_teacher_file(logger: Any, recipe: TeacherRecipe, path: Path, data_name: str) -> None:
+    metadata = {"teacher": recipe.name, "data": data_name, "seed": recipe.seed}
+    log_output_model(logger.experiment, teacher_artifact_name(recipe.name, data_name), path, metadata)
 
 
-def teacher_logger(cfg: DictConfig, run_dir: Path | None, data_name: str) -> Any:
+def teacher_logger(recipe: TeacherRecipe, run_dir: Path | None, data_name: str) -> Any:
     """A W&B logger for the teacher's own training run, when the run logs to W&B (rank 0 only), else False."""
-    if run_dir is None or not is_wandb(cfg.get("logger")) or rank_zero_only.rank != 0:
+    if run_dir is None or not is_wandb(recipe.logger) or rank_zero_only.rank != 0:
         return False
-    seed = teacher_seed(cfg)
-    name = f"teacher-{cfg.teacher.name}-{data_name}-s{seed}"
-    tags = run_tags(cfg.get("tags"), ["teacher"])
+    name = f"teacher-{recipe.name}-{data_name}-s{recipe.seed}"
+    tags = run_tags(list(recipe.tags), ["teacher"])
     save_dir = Path(run_dir) / "teacher"
     save_dir.mkdir(parents=True, exist_ok=True)
-    return build(cfg.logger, save_dir=str(save_dir), name=name, job_type="teacher", tags=tags)
+    return build(recipe.logger, save_dir=str(save_dir), name=name, job_type="teacher", tags=tags)
 
 
-def _start_teacher_run(logger: Any, cfg: DictConfig) -> None:
+def _start_teacher_run(logger: Any, recipe: TeacherRecipe) -> None:
     """``wandb.init`` (on first access to ``experiment``), then the config that made the teacher, flat."""
-    phase = OmegaConf.to_container(teacher_phase(cfg), resolve=True)
-    teacher_part = {k: phase[k] for k in ("teacher", "data", "optim", "trainer") if k in phase}
-    log_config(logger.experiment, {**flat_config(teacher_part), "teacher_seed": teacher_seed(cfg)})
+    log_config(logger.experiment, recipe.logged_config)
     define_summaries(logger.experiment)

@@ -14,3 +14,4 @@ class TeacherSource:
     kind: str  # checkpoint | cache | trained | pretrained+finetuned | ensemble, "(partial: not cached)" and the like
     path: Path
     report: dict[str, Any] = field(default_factory=dict)  # extra results (val accuracy, an ensemble's members)
+    members: list[tuple[str, Path]] = field(default_factory=list)  # an ensemble's (teacher name, weights file)

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from kdlab.paths import config_dir
 
-JOB_TYPES = ("teacher", "distill", "baseline", "sweep-report")  # kdlab-evaluate does not log to W&B
+JOB_TYPES = ("teacher", "distill", "baseline", "evaluate", "sweep-report")
 IDENTITY_GROUPS = ("kd", "teacher", "student")  # always in a run's name, in this order
 UNNAMED_GROUPS = ("logger", "hparams_search")  # how a run is logged or swept is not what it is
 

@@ -47,7 +47,10 @@ def wandb_logger(
     ``group`` null: the runs of one sweep share a group (:func:`sweep_group`), so W&B shows them side by side.
     """
     group = group or sweep_group()
-    return WandbLogger(save_dir=save_dir, project=project, group=group, mode=resolve_wandb_mode(mode), **kwargs)
+    logger = WandbLogger(save_dir=save_dir, project=project, group=group, mode=resolve_wandb_mode(mode), **kwargs)
+    if logger._wandb_init.get("anonymous") is None:  # Lightning 2.6 always passes anonymous=None, and wandb 0.31 warns
+        logger._wandb_init.pop("anonymous", None)  # "The anonymous setting has no effect" on every run: leave it unset
+    return logger
 
 
 def finish_wandb(exit_code: int | None = None) -> None:

@@ -1,0 +1,42 @@
+"""What every kdlab data module shares, in memory or streamed: the batch-size check, the split sizes, the input
+shape and the DDP ranks its samplers shard by."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+
+from kdlab.errors import ConfigError
+
+
+class ImageDataModule(pl.LightningDataModule):
+    """Base of :class:`~kdlab.data.datamodule.InMemoryDataModule` and
+    :class:`~kdlab.data.streaming.StreamingDataModule`; subclasses set ``train`` and define ``in_chans`` and
+    ``image_size``."""
+
+    def __init__(self, name: str, num_classes: int, batch_size: int) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ConfigError(f"data.batch_size must be >= 1, got {batch_size}")
+        self.name, self.num_classes, self.batch_size = name, num_classes, batch_size
+
+    @property
+    def in_chans(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def image_size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one model input."""
+        return self.in_chans, self.image_size, self.image_size
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train)
+
+    def _ranks(self) -> tuple[int, int]:
+        """(world size, rank) of the trainer this module feeds; (1, 0) outside one."""
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
