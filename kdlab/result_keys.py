@@ -91,6 +91,17 @@ OMITTED_TEST_ERRORS_ON_OMITTED = "student/test_errors_on_omitted"
 OMITTED_TEST_ERRORS_ON_OMITTED_CORRECTED = "student/test_errors_on_omitted_bias_corrected"
 OMITTED_BIAS_TEST_CHOSEN = "student/omitted_bias_test_chosen"
 OMITTED_TEST_ACC_TEST_CHOSEN = "student/test_acc_bias_test_chosen"
+# data-free distillation (kd.transfer=generator, kd=dafl)
+KD_TRANSFER = "kd/transfer"
+GENERATOR_SOURCE = "generator/source"
+GENERATOR_STEPS = "generator/steps"
+GENERATOR_SECONDS = "generator/seconds"
+GENERATOR_LOSS = "generator/loss"
+GENERATOR_LOSS_ONE_HOT = "generator/loss_one_hot"
+GENERATOR_LOSS_ACTIVATION = "generator/loss_activation"
+GENERATOR_LOSS_INFORMATION_ENTROPY = "generator/loss_information_entropy"
+GENERATOR_IMAGES = "generator/images"
+GENERATOR_TEACHER_CLASS_SHARES = "generator/teacher_class_shares"
 
 DOCUMENTED: dict[str, str] = {
     STATUS: "completed | failed",
@@ -153,6 +164,16 @@ DOCUMENTED: dict[str, str] = {
     OMITTED_TEST_ERRORS_ON_OMITTED_CORRECTED: "errors on the omitted classes with the validation-chosen bias",
     OMITTED_BIAS_TEST_CHOSEN: "the bias Hinton et al. would pick (best on test; optimistic, reported for comparison)",
     OMITTED_TEST_ACC_TEST_CHOSEN: "student top-1 on test with the test-chosen bias",
+    KD_TRANSFER: "data (the training split) | generator (data-free: the student saw only generated images)",
+    GENERATOR_SOURCE: "trained | run folder (`generator.pt` reused by a rerun in the same folder)",
+    GENERATOR_STEPS: "the generator's optimiser steps against the frozen teacher",
+    GENERATOR_SECONDS: "seconds the generator trained",
+    GENERATOR_LOSS: "the generator's last logged weighted loss (DAFL's L_G)",
+    GENERATOR_LOSS_ONE_HOT: "its last one-hot loss (unweighted)",
+    GENERATOR_LOSS_ACTIVATION: "its last activation loss (unweighted)",
+    GENERATOR_LOSS_INFORMATION_ENTROPY: "its last information-entropy loss (unweighted)",
+    GENERATOR_IMAGES: "`generated.png`: a grid of generated images, one row per teacher-predicted class",
+    GENERATOR_TEACHER_CLASS_SHARES: "share of each class in the teacher's predictions on 1,000 generated images",
 }
 
 

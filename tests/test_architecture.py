@@ -17,7 +17,7 @@ LAYERS = {
     "sweeps": 8, "students": 8,
     "run": 7,
     "report": 6, "teacher": 6,
-    "post": 5,
+    "post": 5, "datafree": 5,
     "training": 4,
     "terms": 3,
     "models": 2,

@@ -18,6 +18,7 @@ from torch import nn
 from kdlab import result_keys
 from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.data.transfer import data_source_config, omitted_classes, restrict_transfer_set
+from kdlab.datafree import DataFreeTransfer, data_free_transfer, log_synthesis, transfer_mode
 from kdlab.instantiate import build, build_optim
 from kdlab.measure.params import count_parameters
 from kdlab.models import build_model
@@ -75,6 +76,7 @@ class RunSetup:
     outputs: TeacherOutputsPlan
     teacher_metrics: dict[str, float]
     omitted: list[int]  # classes the student's transfer set leaves out (data.transfer_*_classes)
+    data_free: DataFreeTransfer | None = None  # kd.transfer=generator: the generator phase and its records
 
 
 def set_up(cfg: DictConfig, out_dir: Path) -> RunSetup:
@@ -106,6 +108,10 @@ def set_up(cfg: DictConfig, out_dir: Path) -> RunSetup:
         with seeded(teacher_seed(cfg)):
             source = prepare_teacher(teacher, teacher_recipe(cfg), datamodule, out_dir)
     restrict_transfer_set(datamodule, omitted)  # the student's training split only; the teacher saw every class
+    data_free = None
+    if teacher is not None and transfer_mode(cfg.kd) == "generator":  # from here on no real training image is read
+        data_free = data_free_transfer(cfg, teacher, datamodule, out_dir)
+        datamodule = data_free.datamodule
     if teacher is not None:
         taps = TeacherTaps.of(terms.values())
         # replay (random augmentation, logits only) first; else the output cache (fixed inputs) or the teacher online
@@ -125,6 +131,7 @@ def set_up(cfg: DictConfig, out_dir: Path) -> RunSetup:
         outputs,
         teacher_metrics,
         omitted,
+        data_free,
     )
 
 
@@ -164,6 +171,8 @@ def run_single(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if logger:
         teacher_files = setup.source.members or [(str(cfg.teacher.name), setup.source.path)]
         start_run(logger, cfg, teacher_files, setup.datamodule.name)
+        if setup.data_free is not None:
+            log_synthesis(logger, setup.data_free)
     best, configured = build_callbacks(cfg.get("callbacks"), out_dir / CHECKPOINT_DIR, has_logger=bool(logger))
     every = cfg.get("checkpoint_every_n_steps")
     callbacks = [best, *configured, *resume_callbacks(out_dir / CHECKPOINT_DIR, setup.signature, setup.config, every)]
@@ -243,4 +252,7 @@ def _collect(cfg, setup: RunSetup, module, student_metrics, best, started) -> di
     }
     metrics.update(source.report)
     metrics[result_keys.TEACHER_OUTPUTS_SOURCE] = setup.outputs.source
+    metrics[result_keys.KD_TRANSFER] = transfer_mode(cfg.kd)
+    if setup.data_free is not None:
+        metrics.update(setup.data_free.metrics)
     return metrics

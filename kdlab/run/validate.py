@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from kdlab.data.augment import check_augment
+from kdlab.datafree import check_data_free
 from kdlab.errors import ConfigError
 from kdlab.models.factory import check_timm_name
 from kdlab.models.foreign import FORMATS as CHECKPOINT_FORMATS
@@ -155,3 +156,4 @@ def validate_config(cfg: DictConfig) -> None:
     if cfg.get("logger") and cfg.logger.get("mode") is not None:
         resolve_wandb_mode(cfg.logger.mode)
     check_post_config(cfg.get("post"))
+    check_data_free(cfg)  # kd.transfer, kd.generator: nothing may read the training split after the teacher
