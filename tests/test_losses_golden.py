@@ -87,6 +87,12 @@ CASES: dict[str, Case] = {
         student="logits",
         teacher="partner_logits",  # the class-mate's prediction is a constant target
     ),
+    "deit_hard_distillation": Case(
+        lambda: {"dist_logits": randn(0, 6, 5), "teacher_logits": randn(1, 6, 5)},
+        student="dist_logits",
+        teacher="teacher_logits",
+        zero_when_equal=False,  # a cross-entropy to the teacher's argmax stays > 0
+    ),
     "review_hcl": Case(
         lambda: {
             "student_feats": [randn(2, 2, 3, 8, 8), randn(4, 2, 3, 4, 4), randn(6, 2, 3, 1, 1)],
@@ -592,3 +598,13 @@ def test_review_hcl_by_hand():
     expected = sum(hcl_level_by_hand(s, t) for s, t in zip(student, teacher, strict=True))
     assert float(L.review_hcl(**kwargs)) == pytest.approx(expected, rel=1e-12)
     assert read_golden()["review_hcl"] == pytest.approx(expected, rel=1e-12)  # the stored golden value, by hand
+
+
+def test_deit_hard_distillation_by_hand():
+    """Touvron et al. 2021: mean_i −log softmax(z_dist,i)[argmax z_t,i], in plain float64 Python."""
+    kwargs = CASES["deit_hard_distillation"].make()
+    rows, teacher = kwargs["dist_logits"].tolist(), kwargs["teacher_logits"].tolist()
+    labels = [max(range(len(t)), key=t.__getitem__) for t in teacher]
+    expected = -sum(math.log(softmax(r)[k]) for r, k in zip(rows, labels, strict=True)) / len(rows)
+    assert float(L.deit_hard_distillation(**kwargs)) == pytest.approx(expected, rel=1e-12)
+    assert read_golden()["deit_hard_distillation"] == pytest.approx(expected, rel=1e-12)

@@ -4,6 +4,7 @@ from kdlab.losses.feature import attention_transfer, hint_mse, nst, patient_loss
 from kdlab.losses.relation import cc, crd_nce, pkt, rkd_angle, rkd_distance, similarity_preserving
 from kdlab.losses.response import (
     cs_kd,
+    deit_hard_distillation,
     dist,
     dkd,
     dkd_nckd,
@@ -21,6 +22,7 @@ __all__ = [
     "cc",
     "crd_nce",
     "cs_kd",
+    "deit_hard_distillation",
     "dist",
     "dkd",
     "dkd_nckd",

@@ -103,6 +103,14 @@ def cs_kd(logits: Tensor, partner_logits: Tensor, temperature: float) -> Tensor:
     return kd_kl(logits, partner_logits.detach(), temperature)
 
 
+def deit_hard_distillation(dist_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    """DeiT's hard-label distillation, Touvron et al., "Training data-efficient image transformers & distillation
+    through attention" (arXiv:2012.12877): ``CE(z_dist, argmax z_t)``, mean over the batch, on the distillation
+    token's head; the teacher's pseudo-label is not smoothed. The paper's objective is ``½·CE(z_cls, y)`` plus ½ this.
+    """
+    return F.cross_entropy(dist_logits, teacher_logits.detach().argmax(dim=1))
+
+
 def top1_agreement(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
     """Fraction of samples where student and teacher predict the same class."""
     return (student_logits.argmax(dim=1) == teacher_logits.argmax(dim=1)).float().mean()
