@@ -58,6 +58,8 @@ def test_logit_method_distils_across_families(name: str, teacher_family: str, st
     terms, kd = found
     x, target = torch.randn(4, 1, 32, 32), torch.tensor([0, 3, 7, 3])
     batch = {"image": x, "target": target, "index": torch.arange(4)}
+    if any(term.needs_class_pairs for term in terms.values()):  # CS-KD: rows 2, 3 are class-mates of rows 0, 1
+        batch["partner"] = torch.tensor([False, False, True, True])
     with torch.no_grad():
         teacher_out = forward_with_taps(teacher, x, [], False)
     student_out = forward_with_taps(student, x, [], False)

@@ -82,6 +82,25 @@ CASES: dict[str, Case] = {
         student="student_logits",
         zero_when_equal=False,
     ),
+    "cs_kd": Case(
+        lambda: {"logits": randn(0, 6, 5), "partner_logits": randn(1, 6, 5), "temperature": 4.0},
+        student="logits",
+        teacher="partner_logits",  # the class-mate's prediction is a constant target
+    ),
+    "deit_hard_distillation": Case(
+        lambda: {"dist_logits": randn(0, 6, 5), "teacher_logits": randn(1, 6, 5)},
+        student="dist_logits",
+        teacher="teacher_logits",
+        zero_when_equal=False,  # a cross-entropy to the teacher's argmax stays > 0
+    ),
+    "review_hcl": Case(
+        lambda: {
+            "student_feats": [randn(2, 2, 3, 8, 8), randn(4, 2, 3, 4, 4), randn(6, 2, 3, 1, 1)],
+            "teacher_feats": [randn(3, 2, 3, 8, 8), randn(5, 2, 3, 4, 4), randn(7, 2, 3, 1, 1)],
+        },
+        "student_feats",
+        "teacher_feats",
+    ),
     # DIST's ρ = ‖a‖² / (‖a‖² + 1e-8) < 1 for equal inputs, and the softmax columns at T = 4 vary little.
     "dist": Case(logits(temperature=4.0, beta=1.0, gamma=1.0), **LOGIT_KEYS, equal_tol=1e-4),
     "hint_mse": Case(pair("student_feat", "teacher_feat", (4, 3, 4, 4), (4, 3, 4, 4)), "student_feat", "teacher_feat"),
@@ -525,3 +544,67 @@ def test_tf_kd_virtual_teacher_by_hand():
         total += kl(softmax([v / temperature for v in virtual]), softmax(s))
     got = L.tf_kd_virtual_teacher(t64(S3), torch.tensor([0, 2]), temperature, correct_prob=a)
     assert float(got) == pytest.approx(total / 2, rel=1e-12)
+
+
+def cs_kd_by_hand(rows: list[list[float]], partner_rows: list[list[float]], temperature: float) -> float:
+    """Yun et al. 2020: T² · mean_i KL(softmax(z(x'_i)/T) ‖ softmax(z(x_i)/T)), in plain float64 Python."""
+    kls = [
+        kl(softmax([v / temperature for v in p]), softmax([v / temperature for v in s]))
+        for s, p in zip(rows, partner_rows, strict=True)
+    ]
+    return temperature**2 * sum(kls) / len(kls)
+
+
+def test_cs_kd_by_hand():
+    assert float(L.cs_kd(t64(S3), t64(T3), 4.0)) == pytest.approx(cs_kd_by_hand(S3, T3, 4.0), rel=1e-12)
+    # The golden case's inputs, by hand: the stored golden value is this number.
+    kwargs = CASES["cs_kd"].make()
+    expected = cs_kd_by_hand(kwargs["logits"].tolist(), kwargs["partner_logits"].tolist(), 4.0)
+    assert read_golden()["cs_kd"] == pytest.approx(expected, rel=1e-12)
+
+
+def block_pool(channel: list[list[float]], size: int) -> list[list[float]]:
+    """Adaptive average pooling of an h×h map to size×size when size divides h: the mean of each block."""
+    k = len(channel) // size
+    return [
+        [sum(channel[i * k + a][j * k + b] for a in range(k) for b in range(k)) / (k * k) for j in range(size)]
+        for i in range(size)
+    ]
+
+
+def mse_by_hand(a: list, b: list) -> float:
+    flat_a = [x for sample in a for ch in sample for row in ch for x in row]
+    flat_b = [x for sample in b for ch in sample for row in ch for x in row]
+    return sum((x - y) ** 2 for x, y in zip(flat_a, flat_b, strict=True)) / len(flat_a)
+
+
+def hcl_level_by_hand(fs: list, ft: list) -> float:
+    """Chen et al. 2021's HCL for one level: full-size MSE (weight 1), then pooled sizes 4, 2, 1 below the map's
+    height with weights ½, ¼, ⅛, divided by the weights' sum: 8×8 → {1, ½, ¼, ⅛}, 4×4 → {1, ½, ¼}, 1×1 → {1}."""
+    h = len(fs[0][0])
+    weights = {4: 0.5, 2: 0.25, 1: 0.125} if h == 8 else {2: 0.5, 1: 0.25} if h == 4 else {}
+    loss = mse_by_hand(fs, ft)
+    for size, w in weights.items():
+        pooled_s = [[block_pool(ch, size) for ch in sample] for sample in fs]
+        pooled_t = [[block_pool(ch, size) for ch in sample] for sample in ft]
+        loss += w * mse_by_hand(pooled_s, pooled_t)
+    return loss / (1 + sum(weights.values()))
+
+
+def test_review_hcl_by_hand():
+    kwargs = CASES["review_hcl"].make()
+    student = [f.tolist() for f in kwargs["student_feats"]]
+    teacher = [f.tolist() for f in kwargs["teacher_feats"]]
+    expected = sum(hcl_level_by_hand(s, t) for s, t in zip(student, teacher, strict=True))
+    assert float(L.review_hcl(**kwargs)) == pytest.approx(expected, rel=1e-12)
+    assert read_golden()["review_hcl"] == pytest.approx(expected, rel=1e-12)  # the stored golden value, by hand
+
+
+def test_deit_hard_distillation_by_hand():
+    """Touvron et al. 2021: mean_i −log softmax(z_dist,i)[argmax z_t,i], in plain float64 Python."""
+    kwargs = CASES["deit_hard_distillation"].make()
+    rows, teacher = kwargs["dist_logits"].tolist(), kwargs["teacher_logits"].tolist()
+    labels = [max(range(len(t)), key=t.__getitem__) for t in teacher]
+    expected = -sum(math.log(softmax(r)[k]) for r, k in zip(rows, labels, strict=True)) / len(rows)
+    assert float(L.deit_hard_distillation(**kwargs)) == pytest.approx(expected, rel=1e-12)
+    assert read_golden()["deit_hard_distillation"] == pytest.approx(expected, rel=1e-12)

@@ -70,6 +70,7 @@ def test_kd_config_contract(name: str, models):
     for term in terms.values():
         assert isinstance(term, DistillationTerm)
         assert term.current_epoch == 0
+        term.current_epoch = 100  # past any warm-up (DKD, ReviewKD), so every loss and parameter is live
     if not terms:
         return
 
@@ -78,6 +79,8 @@ def test_kd_config_contract(name: str, models):
     torch.manual_seed(1)
     x = torch.randn(4, 1, 32, 32)
     batch = {"image": x, "target": torch.tensor([0, 3, 7, 3]), "index": torch.tensor([5, 0, 63, 17])}
+    if any(term.needs_class_pairs for term in terms.values()):  # CS-KD: rows 2, 3 are the partners of rows 0, 1
+        batch = {**batch, "target": torch.tensor([0, 3, 0, 3]), "partner": torch.tensor([False, False, True, True])}
     need_embedding = any(term.needs_embedding for term in terms.values())
     student_stages = sorted({s for term in terms.values() for s in term.student_stages})
     teacher_stages = sorted({t for term in terms.values() for t in term.teacher_stages})

@@ -12,7 +12,9 @@ from torch.utils.data import DataLoader, Dataset
 from kdlab.data.augment import apply_augment, check_augment, sample_keys
 from kdlab.data.base import ImageDataModule
 from kdlab.data.mixing import BatchMixer
+from kdlab.data.pairs import ClassPairedDataset
 from kdlab.data.sampling import (
+    EpochTaggedSampler,
     ResumableDataLoader,
     ResumableShuffleSampler,
     ShardSampler,
@@ -82,6 +84,16 @@ class InMemoryDataModule(ImageDataModule):
         self.transform = transform if transform is not None else InputTransform.identity(channels, size)
         self.mixer = mixer
         self.view_cycle = 0  # teacher-output replay (kdlab.teacher.replay): epoch e trains on view e mod view_cycle
+        self.class_pairs = False  # CS-KD: each training batch holds its samples and a class-mate of each
+
+    def pair_same_class(self) -> None:
+        """Serve training batches as anchors + same-class partners (:mod:`kdlab.data.pairs`); a method that needs
+        them (CS-KD) asks for it. Mixing would blend anchors with partners, so the two are refused together."""
+        if self.mixer is not None:
+            raise ConfigError(
+                "data: class-paired batches (kd=cskd) cannot be mixed (mixup/cutmix); set data.mixup=0 data.cutmix=0"
+            )
+        self.class_pairs = True
 
     @property
     def in_chans(self) -> int:
@@ -116,8 +128,12 @@ class InMemoryDataModule(ImageDataModule):
     def _loader(self, split: Split, shuffle: bool) -> DataLoader:
         """Train: seeded per-epoch shuffle that resumes mid-epoch; eval: in order, unpadded shards under DDP."""
         dataset, (world, rank) = BatchedTensorDataset(split), self._ranks()
-        if shuffle:
+        if shuffle and self.class_pairs:
+            dataset = ClassPairedDataset(split, shuffle_seed())
+            sampler: ResumableShuffleSampler = EpochTaggedSampler(dataset, world, rank, seed=shuffle_seed())
+        elif shuffle:
             sampler = self._train_sampler(dataset, world, rank)
+        if shuffle:
             return ResumableDataLoader(
                 dataset,
                 self.batch_size,

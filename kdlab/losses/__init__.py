@@ -1,8 +1,10 @@
 """Pure distillation loss functions: tensors in, scalar out, usable from any training loop."""
 
-from kdlab.losses.feature import attention_transfer, hint_mse, nst, patient_loss
+from kdlab.losses.feature import attention_transfer, hint_mse, nst, patient_loss, review_hcl
 from kdlab.losses.relation import cc, crd_nce, pkt, rkd_angle, rkd_distance, similarity_preserving
 from kdlab.losses.response import (
+    cs_kd,
+    deit_hard_distillation,
     dist,
     dkd,
     dkd_nckd,
@@ -19,6 +21,8 @@ __all__ = [
     "attention_transfer",
     "cc",
     "crd_nce",
+    "cs_kd",
+    "deit_hard_distillation",
     "dist",
     "dkd",
     "dkd_nckd",
@@ -30,6 +34,7 @@ __all__ = [
     "nst",
     "patient_loss",
     "pkt",
+    "review_hcl",
     "rkd_angle",
     "rkd_distance",
     "similarity_preserving",

@@ -95,3 +95,24 @@ def patient_loss(student_feats: Sequence[Tensor], teacher_feats: Sequence[Tensor
 
 
 __all__ = ["attention_transfer", "hint_mse", "nst", "patient_loss"]
+
+
+def review_hcl(student_feats: Sequence[Tensor], teacher_feats: Sequence[Tensor]) -> Tensor:
+    """Hierarchical context loss of Chen et al., "Distilling Knowledge via Knowledge Review" (arXiv:2104.09044).
+
+    Per level: ``(MSE(f_s, f_t) + Σ_l w_l·MSE(pool_l(f_s), pool_l(f_t))) / (1 + Σ_l w_l)`` over the pooled sizes
+    l ∈ (4, 2, 1) smaller than the map's height, with w halving (½, ¼, ⅛) for each size used; summed over levels.
+    All MSEs are element-wise means, as in the authors' ``hcl``; the student maps come from the ABF fusion.
+    """
+    total = student_feats[0].new_zeros(())
+    for fs, ft in zip(student_feats, teacher_feats, strict=True):
+        ft = ft.detach()
+        loss, weight, weight_sum = F.mse_loss(fs, ft), 1.0, 1.0
+        for size in (4, 2, 1):
+            if size >= fs.shape[-2]:
+                continue
+            weight /= 2.0
+            loss = loss + weight * F.mse_loss(F.adaptive_avg_pool2d(fs, size), F.adaptive_avg_pool2d(ft, size))
+            weight_sum += weight
+        total = total + loss / weight_sum
+    return total

@@ -93,6 +93,24 @@ def tf_kd_virtual_teacher(
     return _kl_batchmean(F.log_softmax(student_logits, dim=1), log_p_teacher)
 
 
+def cs_kd(logits: Tensor, partner_logits: Tensor, temperature: float) -> Tensor:
+    """CS-KD of Yun et al., "Regularizing Class-wise Predictions via Self-knowledge Distillation" (arXiv:2003.13964).
+
+    ``T² · KL(softmax(z(x')/T) ‖ softmax(z(x)/T))``, batchmean, where row i of ``partner_logits`` is the same network's
+    output on another sample of row i's class; the partner side is a constant (the authors' code computes it under
+    ``no_grad``), so the term pulls each sample's prediction towards its class-mate's, dark knowledge included.
+    """
+    return kd_kl(logits, partner_logits.detach(), temperature)
+
+
+def deit_hard_distillation(dist_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    """DeiT's hard-label distillation, Touvron et al., "Training data-efficient image transformers & distillation
+    through attention" (arXiv:2012.12877): ``CE(z_dist, argmax z_t)``, mean over the batch, on the distillation
+    token's head; the teacher's pseudo-label is not smoothed. The paper's objective is ``½·CE(z_cls, y)`` plus ½ this.
+    """
+    return F.cross_entropy(dist_logits, teacher_logits.detach().argmax(dim=1))
+
+
 def top1_agreement(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
     """Fraction of samples where student and teacher predict the same class."""
     return (student_logits.argmax(dim=1) == teacher_logits.argmax(dim=1)).float().mean()

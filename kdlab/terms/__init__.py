@@ -1,9 +1,9 @@
 """Distillation terms: small modules that turn student/teacher outputs into named, unweighted losses."""
 
 from kdlab.terms.base import Batch, DistillationTerm, PairSpec
-from kdlab.terms.feature import NST, AttentionTransfer, Connector, FitNetHints, PatientKD
+from kdlab.terms.feature import NST, AttentionTransfer, Connector, FitNetHints, PatientKD, ReviewKD
 from kdlab.terms.relation import CRD, PKT, RKD, CorrelationCongruence, SimilarityPreserving
-from kdlab.terms.response import DIST, DKD, CurriculumTemperatureKD, SoftTargets, TeacherFreeKD
+from kdlab.terms.response import DIST, DKD, ClassWiseSelfKD, CurriculumTemperatureKD, SoftTargets, TeacherFreeKD
 
 __all__ = [
     "CRD",
@@ -14,6 +14,7 @@ __all__ = [
     "RKD",
     "AttentionTransfer",
     "Batch",
+    "ClassWiseSelfKD",
     "Connector",
     "CorrelationCongruence",
     "CurriculumTemperatureKD",
@@ -21,6 +22,7 @@ __all__ = [
     "FitNetHints",
     "PairSpec",
     "PatientKD",
+    "ReviewKD",
     "SimilarityPreserving",
     "SoftTargets",
     "TeacherFreeKD",

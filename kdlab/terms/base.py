@@ -47,6 +47,7 @@ class DistillationTerm(nn.Module):
 
     loss_names: tuple[str, ...] = ()
     needs_teacher = True  # False: self-distillation from the student alone (Tf-KD); the term gets ``teacher=None``
+    needs_class_pairs = False  # True: training batches hold anchors then a class-mate of each (CS-KD, kdlab.data.pairs)
 
     def __init__(self) -> None:
         super().__init__()

@@ -29,13 +29,22 @@ def describe_pair(cfg: DictConfig, student: nn.Module, teacher: nn.Module | None
 def build_terms(
     cfg: DictConfig, student: nn.Module, teacher: nn.Module | None, datamodule
 ) -> dict[str, DistillationTerm]:
-    """Finish each ``_partial_`` term node with the runtime facts of the pair (channels, stages, data size)."""
+    """Finish each ``_partial_`` term node with the runtime facts of the pair (channels, stages, data size), and ask
+    the data for class-paired training batches when a term needs them (CS-KD)."""
     pair = describe_pair(cfg, student, teacher, datamodule)
     terms = {name: build(node, pair=pair) for name, node in (cfg.kd.terms or {}).items()}
     needing = sorted(name for name, term in terms.items() if term.needs_teacher)
     if teacher is None and needing:
         raise ConfigError(
             f"teacher=none: kd term(s) {needing} need a teacher; teacher=none works with kd=none and teacher-free "
-            "methods (kd=tfkd)"
+            "methods (kd=tfkd, kd=cskd)"
         )
+    pairing = sorted(name for name, term in terms.items() if term.needs_class_pairs)
+    if pairing:
+        if not hasattr(datamodule, "pair_same_class"):
+            raise ConfigError(
+                f"kd term(s) {pairing} need class-paired batches, which only in-memory data serves; "
+                f"{type(datamodule).__name__} does not"
+            )
+        datamodule.pair_same_class()
     return terms

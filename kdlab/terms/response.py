@@ -7,8 +7,9 @@ import math
 import torch
 from torch import Tensor, nn
 
+from kdlab.data.pairs import PARTNER_KEY
 from kdlab.errors import ConfigError
-from kdlab.losses import dist, dkd_nckd, dkd_tckd, kd_kl, standardize_logits, tf_kd_virtual_teacher
+from kdlab.losses import cs_kd, dist, dkd_nckd, dkd_tckd, kd_kl, standardize_logits, tf_kd_virtual_teacher
 from kdlab.losses.response import DIVERGENCES
 from kdlab.models.outputs import ModelOutputs
 from kdlab.terms.base import Batch, DistillationTerm, PairSpec
@@ -199,3 +200,23 @@ class TeacherFreeKD(DistillationTerm):
 
     def forward(self, student: ModelOutputs, teacher: ModelOutputs | None, batch: Batch) -> dict[str, Tensor]:
         return {"tfkd": tf_kd_virtual_teacher(student.logits, batch["target"], self.temperature, self.correct_prob)}
+
+
+class ClassWiseSelfKD(DistillationTerm):
+    """CS-KD (Yun et al. CVPR 2020, arXiv:2003.13964): ``loss_cskd = T²·KL(p(x'; T) ‖ p(x; T))`` between each anchor
+    and a class-mate x' from the same batch, the class-mate's side detached; needs no teacher, and asks the data for
+    class-paired batches (:mod:`kdlab.data.pairs`: B anchors then B partners, CE on the anchors only)."""
+
+    loss_names = ("cskd",)
+    needs_teacher = False
+    needs_class_pairs = True
+
+    def __init__(self, pair: PairSpec, temperature: float = 4.0) -> None:
+        super().__init__()
+        self.temperature = check_temperature(temperature)
+
+    def forward(self, student: ModelOutputs, teacher: ModelOutputs | None, batch: Batch) -> dict[str, Tensor]:
+        partner = batch.get(PARTNER_KEY)
+        if partner is None:
+            raise ConfigError("CS-KD needs class-paired batches (batch['partner']); build the terms with build_terms")
+        return {"cskd": cs_kd(student.logits[~partner], student.logits[partner], self.temperature)}

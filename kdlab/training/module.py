@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
+from kdlab.data.pairs import PARTNER_KEY
 from kdlab.errors import ConfigError
 from kdlab.losses import kd_kl
 from kdlab.models.frozen import FrozenTeacher
@@ -51,6 +52,13 @@ def metric_collection(num_classes: int, prefix: str, validate_args: bool = True)
     if num_classes > 5:
         acc["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro", validate_args=validate_args)
     return MetricCollection(acc, prefix=prefix)
+
+
+def supervised_rows(batch: Batch) -> Tensor | slice:
+    """The rows that get cross-entropy and count for training accuracy: all of them, or only the anchors of a
+    class-paired batch (CS-KD, :mod:`kdlab.data.pairs`), whose partner half only the term reads, as in the paper."""
+    partner = batch.get(PARTNER_KEY)
+    return slice(None) if partner is None else ~partner
 
 
 TRAIN_LOSSES_KEY = "kdlab_train_losses"  # the epoch's running loss sums, in Lightning checkpoints
@@ -115,10 +123,11 @@ class DistillationModule(pl.LightningModule):
         return run_teacher(self.teacher.model, batch["image"], stages, embedding)
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        x, y = batch["image"], batch["target"]
+        x, rows = batch["image"], supervised_rows(batch)
+        y = batch["target"][rows]
         student = forward_with_taps(self.student, x, self.student_stages, self.needs_embedding)
         # mixup/cutmix (kdlab.data.mixing): cross-entropy on the mixed soft labels; accuracy stays on the hard ones
-        losses = {"ce": F.cross_entropy(student.logits, batch.get("soft_target", y))}
+        losses = {"ce": F.cross_entropy(student.logits[rows], batch.get("soft_target", batch["target"])[rows])}
         if self.terms:
             teacher = None
             if self.terms_need_teacher:
@@ -131,7 +140,7 @@ class DistillationModule(pl.LightningModule):
         self.train_losses.add({**{f"train/loss_{k}": v for k, v in losses.items()}, "train/loss": total}, len(y))
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:  # the steps Lightning's logger writes
             self.log_dict(self.train_losses.step_values(), on_step=True, on_epoch=False, sync_dist=True)
-        self.train_metrics.update(student.logits.detach(), y)
+        self.train_metrics.update(student.logits[rows].detach(), y)
         return total
 
     def on_train_epoch_end(self) -> None:
