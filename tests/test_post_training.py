@@ -1,4 +1,4 @@
-"""int8 quantization, magnitude pruning and ONNX export on tiny timm and hand-built models, CPU only."""
+"""int8 quantization (PT2E PTQ and QAT), magnitude pruning and ONNX export on tiny timm and hand-built models, CPU."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ from timm.layers import Linear as TimmLinear
 from torch import nn
 
 from kdlab.errors import ConfigError
-from kdlab.measure import count_macs, count_nonzero_parameters, count_parameters, size_on_disk
+from kdlab.measure import count_macs, count_nonzero_parameters, count_parameters, is_quantized, size_on_disk
 from kdlab.post import (
     apply_pruning,
     check_onnx,
+    convert_qat,
     export_onnx,
+    fake_quantizers,
     global_magnitude_prune,
+    int8_kernels,
     make_pruning_permanent,
+    prepare_qat,
     quantization_mode,
     quantize_int8,
     weight_sparsity,
@@ -36,12 +40,21 @@ def image_batches(n: int = 4, size: int = 32) -> list[dict[str, torch.Tensor]]:
 
 
 def mlp() -> nn.Module:
-    """Uses timm's Linear subclass, which the dynamic quantizer skips unless kdlab swaps it for nn.Linear."""
     return nn.Sequential(nn.Flatten(), TimmLinear(64, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
+def trained_like_resnet() -> nn.Module:
+    """test_resnet with non-zero BatchNorm scales: timm zero-initialises the last BN of each block, and QAT's
+    conv-BN folding divides by that scale (a trained student never has an exact zero there)."""
+    model = tiny_resnet()
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            nn.init.uniform_(module.weight, 0.5, 1.5)
+    return model
+
+
 class DataDependent(nn.Module):
-    """Python control flow on a tensor value: torch.fx cannot trace it, so static quantization cannot apply."""
+    """Python control flow on a tensor value: torch.export cannot capture it, so int8 cannot apply."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -52,54 +65,63 @@ class DataDependent(nn.Module):
         return self.fc(x if x.sum() > 0 else -x)
 
 
-def test_static_int8_resnet_runs_close_to_fp32_and_is_smaller():
+def int8_weights(model: nn.Module) -> list[torch.Tensor]:
+    return [value for value in model.state_dict().values() if value.dtype == torch.int8]
+
+
+def test_ptq_int8_resnet_runs_int8_kernels_close_to_fp32_and_is_smaller():
     model, batches = tiny_resnet(), image_batches()
     int8 = quantize_int8(model, batches)
-    assert quantization_mode(int8) == "static"
+    assert quantization_mode(int8) == "ptq" and is_quantized(int8)
+    convs_and_linears = sum(isinstance(m, nn.Conv2d | nn.Linear) for m in model.modules())
+    assert len(int8_kernels(int8)) == convs_and_linears  # every conv and the classifier run as oneDNN int8
+    assert len(int8_weights(int8)) == convs_and_linears
     x = batches[0]["image"]
     with torch.no_grad():
         reference, logits = model(x), int8(x)
-    assert logits.shape == (8, 10) and logits.dtype == torch.float32
+        assert int8(torch.randn(1, 1, 32, 32)).shape == (1, 10)  # one graph, any batch (the report times 1 and 32)
     assert (logits - reference).abs().max() <= 0.1 * reference.abs().max()
     assert size_on_disk(int8) < 0.5 * size_on_disk(model)  # int8 weights: a quarter of fp32, plus scales
-    assert all(p.dtype == torch.float32 for p in model.parameters())  # the input model is left as it was
 
 
-def test_dynamic_int8_quantizes_timm_linear_too():
-    model = mlp()
-    int8 = quantize_int8(model, mode="dynamic")
-    assert quantization_mode(int8) == "dynamic"
-    assert not any(type(m) in (nn.Linear, TimmLinear) for m in int8.modules())
-    assert size_on_disk(int8) < 0.5 * size_on_disk(model)
-    x = torch.randn(4, 1, 8, 8)
-    with torch.no_grad():
-        assert (int8(x) - model(x)).abs().max() <= 0.1 * model(x).abs().max()
+def test_model_that_does_not_export_is_a_config_error():
+    with pytest.raises(ConfigError, match=re.escape("torch.export can capture; DataDependent")):
+        quantize_int8(DataDependent(), image_batches(1, 8))
 
 
-def test_auto_falls_back_to_dynamic_when_the_model_does_not_trace():
-    int8 = quantize_int8(DataDependent(), image_batches(1, 8))
-    assert quantization_mode(int8) == "dynamic"
-    assert int8(torch.randn(2, 1, 8, 8)).shape == (2, 10)
-
-
-def test_explicit_static_fails_loudly_where_auto_falls_back():
-    with pytest.raises(ConfigError, match="static int8 quantization failed"):
-        quantize_int8(DataDependent(), image_batches(1, 8), mode="static")
-
-
-@pytest.mark.parametrize(("kwargs", "message"), [({"mode": "int4"}, "int4"), ({"mode": "static"}, "calibration")])
-def test_quantize_rejects_bad_requests(kwargs, message):
-    with pytest.raises(ConfigError, match=message):
-        quantize_int8(mlp(), **kwargs)
+def test_quantize_needs_calibration_batches():
+    with pytest.raises(ConfigError, match="no calibration batches"):
+        quantize_int8(tiny_resnet(), [])
 
 
 def test_int8_models_are_not_counted_but_still_reported():
-    int8 = quantize_int8(mlp(), mode="dynamic")
+    int8 = quantize_int8(tiny_resnet(), image_batches(1))
     with pytest.raises(ValueError, match="int8"):
-        count_macs(int8, (1, 8, 8))
-    batches = [{"image": torch.randn(4, 1, 8, 8), "target": torch.arange(4)}]
-    (report,) = compression_report({"student+int8": (int8, "mlp")}, batches, (1, 8, 8), 10, warmup=0, repeats=1)
+        count_macs(int8, (1, 32, 32))
+    batches = image_batches(2)
+    (report,) = compression_report({"student+int8": (int8, "r")}, batches, (1, 32, 32), 10, warmup=0, repeats=1)
     assert report.params is None and report.macs is None and report.size_bytes == size_on_disk(int8)
+
+
+def test_qat_fine_tunes_through_fake_quant_and_converts_to_int8():
+    model, batches = trained_like_resnet(), image_batches(3)
+    prepared = prepare_qat(model, batches[0]["image"])
+    quantizers = fake_quantizers(prepared)
+    assert quantizers and all(float(q.scale.flatten()[0]) == 1.0 for q in quantizers)  # not yet observed
+    optimizer = torch.optim.SGD(prepared.parameters(), lr=0.05)
+    prepared.train()
+    for batch in batches:
+        loss = nn.functional.cross_entropy(prepared(batch["image"]), batch["target"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert all(float(q.scale.flatten()[0]) != 1.0 for q in quantizers)  # every fake quantizer saw training data
+    int8 = convert_qat(prepared, batches[0]["image"])
+    assert quantization_mode(int8) == "qat" and int8_kernels(int8) and int8_weights(int8)
+    ptq = quantize_int8(model, batches)
+    x = batches[0]["image"]
+    with torch.no_grad():
+        assert not torch.allclose(int8(x), ptq(x), atol=1e-3)  # the QAT steps changed the int8 model
 
 
 def test_pruning_half_zeros_half_the_weights_and_survives_fine_tuning():
@@ -139,7 +161,7 @@ def test_onnx_round_trip_on_test_resnet(tmp_path):
     model = tiny_resnet()
     path = export_onnx(model, (1, 32, 32), tmp_path / "student.onnx")
     assert path.is_file() and [p.name for p in tmp_path.iterdir()] == ["student.onnx"]
-    diff = check_onnx(path, model, torch.randn(5, 1, 32, 32))  # batch 5 ≠ export batch 1: the axis is dynamic
+    diff = check_onnx(path, model, torch.randn(5, 1, 32, 32))  # batch 5 ≠ export batch 2: the axis is dynamic
     assert diff <= 1e-4
 
 

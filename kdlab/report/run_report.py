@@ -1,9 +1,10 @@
 """The compression report that ends every run: what distillation bought in accuracy, size and speed.
 
 Rows: the teacher, the sweep's baseline student (``kd=none``) when there is one, the distilled student, and, when
-``post`` asks for them, its int8 and its pruned-then-distilled versions. Every row is measured by ``kdlab.measure``
-on the same test split, input shape and thread count; ratios are against the teacher, the way DistilBERT reports
-"40% smaller, 60% faster, 97% of the accuracy retained" (Sanh et al., arXiv:1910.01108).
+``post`` asks for them, its int8 (PTQ; QAT with or without the teacher) and its pruned-then-distilled versions. Every
+row is measured by ``kdlab.measure`` on the same test split, input shape and thread count; ratios are against the
+teacher, the way DistilBERT reports "40% smaller, 60% faster, 97% of the accuracy retained"
+(Sanh et al., arXiv:1910.01108).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from kdlab.measure.inference import evaluating
 from kdlab.models import build_model
 from kdlab.models.files import load_into, load_model_file, save_model
 from kdlab.post import check_onnx, export_onnx, quantization_mode, quantize_int8, weight_sparsity
-from kdlab.post.finetune import prune_and_distil
+from kdlab.post.finetune import prune_and_distil, qat_and_distil
 from kdlab.report.baseline import load_baseline
 from kdlab.report.inheritance import (
     CONFUSION_PNG,
@@ -91,8 +92,10 @@ def build_report(
     test_batches = list(datamodule.model_batches("test"))
     input_shape = datamodule.input_shape
     extras: dict[str, Any] = {}
-    if post.get("quantize") == "int8":
+    if post.get("quantize") in ("int8", "qat"):
         _run_step("int8", extras, lambda: _add_int8(models, student, cfg, datamodule))
+    if post.get("quantize") == "qat":
+        _run_step("qat", extras, lambda: _add_qat(models, module, cfg, datamodule, run_dir))
     if post.get("prune") is not None:
         _run_step("prune", extras, lambda: _add_pruned(models, module, cfg, datamodule, run_dir, reuse_pruned))
     if post.get("export") == "onnx":
@@ -214,8 +217,23 @@ def _add_int8(models: Models, student: nn.Module, cfg: DictConfig, datamodule: I
     count = int(cfg.post.get("calibration_batches", 16))
     int8 = quantize_int8(student, _calibration_batches(datamodule, count, cfg.seed), max_calibration_batches=count)
     mode = quantization_mode(int8)
-    models["student+int8"] = (int8, f"{cfg.student.name} int8 {mode}")
+    models["student+int8"] = (int8, f"{cfg.student.name} int8 (PTQ)")
     return {"post/int8_mode": mode}
+
+
+def _add_qat(
+    models: Models, module: DistillationModule, cfg: DictConfig, datamodule: InMemoryDataModule, run_dir: Path
+) -> dict[str, Any]:
+    """The row "student + int8 (QAT + KD)", or "(QAT)" for the no-teacher ablation, beside the PTQ row."""
+    result = qat_and_distil(module, cfg, datamodule, run_dir / "post-qat")
+    recipe = "QAT + KD" if result.with_teacher else "QAT"
+    models["student+int8-qat"] = (result.model, f"{cfg.student.name} int8 ({recipe}, {cfg.post.qat_epochs} ep)")
+    return {
+        "post/qat_epochs": int(cfg.post.qat_epochs),
+        "post/qat_teacher": result.with_teacher,
+        "post/qat_fake_quantizers": result.fake_quantizers,
+        "post/qat_weight_change": result.weight_change,
+    }
 
 
 def _calibration_batches(datamodule: InMemoryDataModule, count: int, seed: int) -> list[dict[str, torch.Tensor]]:
