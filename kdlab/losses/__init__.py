@@ -1,6 +1,7 @@
 """Pure distillation loss functions: tensors in, scalar out, usable from any training loop."""
 
 from kdlab.losses.feature import attention_transfer, hint_mse, nst, patient_loss
+from kdlab.losses.mutual import dml_kl
 from kdlab.losses.relation import cc, crd_nce, pkt, rkd_angle, rkd_distance, similarity_preserving
 from kdlab.losses.response import (
     dist,
@@ -23,6 +24,7 @@ __all__ = [
     "dkd",
     "dkd_nckd",
     "dkd_tckd",
+    "dml_kl",
     "hint_mse",
     "kd_js",
     "kd_kl",
