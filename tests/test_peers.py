@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -41,9 +42,14 @@ def test_dml_trains_tests_and_saves_every_cohort_member(tmp_path: Path) -> None:
 def test_dml_default_cohort_is_two_copies_of_the_student_and_a_configured_teacher_is_not_trained(
     tmp_path: Path,
 ) -> None:
-    results = run(compose_config(*FAST, "kd=dml", "teacher=tiny"), tmp_path)
+    results = run(compose_config(*FAST, "kd=dml", "teacher=tiny", "logger=csv"), tmp_path)
     assert results["cohort"] == 2 and results["cohort/1/name"] == results["cohort/0/name"] == "test_resnet"
     assert results["teacher/source"] == "none" and not list(tmp_path.rglob("teacher*.pt"))
+    rows = list(csv.DictReader((tmp_path / "csv" / "version_0" / "metrics.csv").open()))
+    logged = {key for row in rows for key, value in row.items() if value}
+    for member in ("train/", "train/member1/"):  # every member's losses and accuracy, by name
+        assert {f"{member}loss_ce", f"{member}loss_dml", f"{member}acc"} <= logged
+    assert {"val/acc", "val/member1/acc", "train/loss"} <= logged
 
 
 def _linear_cohort() -> list[nn.Module]:

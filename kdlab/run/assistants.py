@@ -12,6 +12,7 @@ where the paper's code keeps the best-on-test one). results.json lists each link
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import time
 from pathlib import Path
@@ -32,8 +33,9 @@ from kdlab.run.validate import has_teacher, validate_config
 
 log = logging.getLogger(__name__)
 
-# The last link's numbers against its own teacher (the last assistant), not the chain's teacher — these, its
-# compression report (report/…) and per-class deltas vs the teacher stay in link<k>/results.json, and chain/<k>/test_agreement gives each link's agreement with the network it learned from.
+# The last link's numbers against its own teacher (the last assistant), not the chain's teacher: these, its
+# compression report (report/…) and its per-class deltas vs the teacher stay in link<k>/results.json;
+# chain/<k>/test_agreement gives each link's agreement with the network it learned from.
 RELATIVE_TO_ITS_TEACHER = (
     result_keys.STUDENT_TEST_AGREEMENT,
     result_keys.STUDENT_TEST_KL,
@@ -57,7 +59,7 @@ def chain_configs(cfg: DictConfig) -> list[DictConfig]:
         raise ConfigError("kd=takd distils a teacher through assistants: it needs a teacher, got teacher=none")
     networks = [*member_nodes(cfg.kd.assistants, "kd.assistants"), cfg.student]
     links = [link_config(cfg, networks[0], cfg.teacher)]
-    for previous, network in zip(networks, networks[1:], strict=False):
+    for previous, network in itertools.pairwise(networks):
         links.append(link_config(cfg, network, checkpoint_teacher(previous, None, cfg.trainer.max_epochs)))
     for link in links:
         validate_config(link)
@@ -91,10 +93,10 @@ def chain_metrics(runs: list[dict[str, Any]]) -> dict[str, Any]:
     teacher_params = metrics[result_keys.TEACHER_PARAMS]
     metrics[result_keys.PARAM_RATIO] = teacher_params / metrics[result_keys.STUDENT_PARAMS] if teacher_params else None
     metrics[result_keys.CHAIN] = len(runs)
-    first = runs[0]
+    first, student = runs[0], (result_keys.STUDENT_NAME, result_keys.STUDENT_TEST_ACC, result_keys.STUDENT_CHECKPOINT)
     networks = [
         (first[result_keys.TEACHER_NAME], first[result_keys.TEACHER_TEST_ACC], first[result_keys.TEACHER_PATH]),
-        *((r[result_keys.STUDENT_NAME], r[result_keys.STUDENT_TEST_ACC], r[result_keys.STUDENT_CHECKPOINT]) for r in runs),
+        *(tuple(r[key] for key in student) for r in runs),
     ]
     for k, (name, acc, path) in enumerate(networks):
         metrics.update(

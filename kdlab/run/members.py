@@ -18,7 +18,7 @@ def student_configs() -> list[str]:
 
 
 def member_node(name: Any, key: str) -> DictConfig:
-    """The ``student``-shaped node (``name``, ``model``) for ``name``: ``conf/student/<name>.yaml``, else a timm name."""
+    """The ``student``-shaped node (``name``, ``model``) of ``conf/student/<name>.yaml``, else of a timm name."""
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{key} entries must be student config names or timm model names, got {name!r}")
     path = Path(config_dir()) / "student" / f"{name}.yaml"

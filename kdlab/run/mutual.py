@@ -2,7 +2,8 @@
 together from scratch, each from the labels and the others' predictions; no teacher (a configured one is not used).
 
 Every member is tested and saved (``cohort/<k>/…`` in results.json; member 0, the student, also fills the usual
-``student/…`` keys and ``student.pt``). A run is not resumable mid-way, and W&B gets the final numbers only.
+``student/…`` keys and ``student.pt``). The logger gets every member's per-epoch curves (``train/member1/loss_dml``
+…); a run is not resumable mid-way, and has no compression report or W&B summary/artifacts.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from kdlab.models.files import save_model
 from kdlab.run.members import member_nodes
 from kdlab.run.results import hydra_choices, write_results
 from kdlab.run.validate import has_teacher, validate_config
+from kdlab.run.wandb_run import make_logger
+from kdlab.tracking import finish_wandb
 from kdlab.training.callbacks import build_callbacks
 from kdlab.training.checkpoint_io import AtomicCheckpointIO, best_score
 from kdlab.training.mutual import MutualLearningModule, member_prefix
@@ -66,11 +69,17 @@ def run_mutual(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     module = MutualLearningModule(
         members, datamodule.num_classes, mimicry_weight=cfg.kd.get("mimicry_weight", 1.0), **build_optim(cfg.optim)
     )
-    best, configured = build_callbacks(cfg.get("callbacks"), out_dir / "checkpoints", has_logger=False)
-    trainer = make_trainer(cfg.trainer, out_dir, callbacks=[best, *configured], plugins=[AtomicCheckpointIO()])
-    trainer.fit(module, datamodule=datamodule, weights_only=True)
-    fitted = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    logger = make_logger(cfg, out_dir)  # per-epoch curves of every member (CSV, W&B); no W&B summary or artifacts
+    best, configured = build_callbacks(cfg.get("callbacks"), out_dir / "checkpoints", has_logger=bool(logger))
+    callbacks = [best, *configured]
+    trainer = make_trainer(cfg.trainer, out_dir, logger=logger, callbacks=callbacks, plugins=[AtomicCheckpointIO()])
+    try:
+        trainer.fit(module, datamodule=datamodule, weights_only=True)
+        fitted = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        trainer.loggers = []  # as in a single run: test numbers go to results.json, not into the history
+        tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    finally:
+        finish_wandb()
     metrics = cohort_metrics(nodes, members, tested, fitted, out_dir, shape)
     metrics.update(
         {
