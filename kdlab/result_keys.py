@@ -47,6 +47,9 @@ GENERATIONS = "generations"
 GENERATIONS_ENSEMBLE_TEST_ACC = "generations/ensemble_test_acc"
 GENERATIONS_ENSEMBLE_ALL_TEST_ACC = "generations/ensemble_all_test_acc"
 
+COHORT = "cohort"  # deep mutual learning (kd=dml)
+CHAIN = "chain"  # teacher-assistant chains (kd=takd)
+
 REPORT_SOURCE = "report/source"
 
 # What the student inherits (kdlab.measure.inheritance), from the report's test logits; baseline keys need a kd=none job
@@ -140,6 +143,8 @@ DOCUMENTED: dict[str, str] = {
     GENERATIONS: "born-again generations after generation 0",
     GENERATIONS_ENSEMBLE_TEST_ACC: "born-again: ensemble of generations 1..N",
     GENERATIONS_ENSEMBLE_ALL_TEST_ACC: "born-again: ensemble of generations 0..N",
+    COHORT: "deep mutual learning (`kd=dml`): cohort size K; member 0 is the run's student",
+    CHAIN: "teacher-assistant chain (`kd=takd`): number of links after the teacher (assistants + student)",
     REPORT_SOURCE: "`kdlab.report.evaluate` when the report was recomputed later",
     TEACHER_TEST_ECE: "teacher expected calibration error on test (15 bins, torchmetrics)",
     TEACHER_TEST_MEAN_CONFIDENCE: "teacher mean top-1 softmax probability on test",
@@ -185,6 +190,17 @@ def member_key(label: str, field: str) -> str:
 def generation_key(generation: int, field: str) -> str:
     """A born-again generation's value: ``generations/<k>/<field>`` (test_acc, checkpoint)."""
     return f"{GENERATIONS}/{generation}/{field}"
+
+
+def cohort_key(member: int, field: str) -> str:
+    """A deep-mutual-learning cohort member's value: ``cohort/<k>/<field>`` (name, test_acc, params, checkpoint …)."""
+    return f"{COHORT}/{member}/{field}"
+
+
+def chain_key(link: int, field: str) -> str:
+    """A teacher-assistant chain link's value: ``chain/<k>/<field>`` (k = 0 the teacher, then the assistants, last
+    the student; name, test_acc, checkpoint)."""
+    return f"{CHAIN}/{link}/{field}"
 
 
 def per_class_key(role: str, field: str, label: str) -> str:

@@ -77,6 +77,12 @@ CASES: dict[str, Case] = {
         logits(target=TARGET, alpha=9.0, beta=72.0, temperature=2.0), **LOGIT_KEYS, function="dkd", standardize=True
     ),
     "dist+ls": Case(logits(temperature=2.0), **LOGIT_KEYS, function="dist", standardize=True, equal_tol=1e-4),
+    "dml_kl": Case(
+        lambda: {"logits": randn(0, 6, 5), "peer_logits": [randn(1, 6, 5), randn(2, 6, 5)]},
+        "logits",
+        "peer_logits",  # the peers' predictions are constants in member k's loss
+        zero_when_equal=False,  # peers is a list: test_dml_kl_by_hand checks that equal peers give 0
+    ),
     "tf_kd_virtual_teacher": Case(
         lambda: {"student_logits": randn(0, 6, 5), "target": TARGET, "temperature": 20.0, "correct_prob": 0.99},
         student="student_logits",
@@ -608,3 +614,16 @@ def test_deit_hard_distillation_by_hand():
     expected = -sum(math.log(softmax(r)[k]) for r, k in zip(rows, labels, strict=True)) / len(rows)
     assert float(L.deit_hard_distillation(**kwargs)) == pytest.approx(expected, rel=1e-12)
     assert read_golden()["deit_hard_distillation"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_dml_kl_by_hand():
+    """(1/(K−1)) Σ_l KL(p_l ‖ p_k) at T = 1, batchmean: peers [ln 3, 0] (p = ¾, ¼) and [0, 0] (p = ½, ½) of a member
+    at [0, 0]; a second row where the member equals both peers adds nothing to the sum (the batch mean halves it)."""
+    own = t64([[0.0, 0.0], [1.0, 2.0]])
+    peers = [t64([[math.log(3.0), 0.0], [1.0, 2.0]]), t64([[0.0, 0.0], [1.0, 2.0]])]
+    first_row = (kl([0.75, 0.25], [0.5, 0.5]) + 0.0) / 2
+    assert first_row == pytest.approx((0.75 * math.log(1.5) + 0.25 * math.log(0.5)) / 2)
+    assert float(L.dml_kl(own, peers)) == pytest.approx(first_row / 2, rel=1e-12)
+    assert float(L.dml_kl(own, [own, own])) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="at least one peer"):
+        L.dml_kl(own, [])

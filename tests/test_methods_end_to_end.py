@@ -14,7 +14,11 @@ from conftest import CONF, FAST, compose_config
 from kdlab.run import run
 from kdlab.terms import DKD
 
-METHODS = sorted(p.stem for p in (CONF / "kd").glob("*.yaml") if "generations" not in p.read_text())
+# Chains and cohorts (born_again, takd, dml) are several runs or networks: tests/test_born_again.py, test_peers.py
+SEVERAL_NETWORKS = ("generations:", "assistants:", "peers:")
+METHODS = sorted(
+    p.stem for p in (CONF / "kd").glob("*.yaml") if not any(key in p.read_text() for key in SEVERAL_NETWORKS)
+)
 PAIRS = {
     "default": [],  # resnet18 -> test_resnet (conf/student/tiny.yaml)
     "tiny_to_mobilenet": ["teacher=tiny", "student=tiny_mobilenet"],  # test_resnet -> mobilenetv3_small_050

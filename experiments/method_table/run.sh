@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python}
 HERE=experiments/method_table
 OUT=${OUT:-$HERE/runs}
-METHODS=${METHODS:-none,response,feature,relation,dkd,dist,at,nst,sp,pkt,cc,crd,fitnet,pkd,at_kd,ls,ctkd,tfkd,cskd,reviewkd}
+METHODS=${METHODS:-none,response,feature,relation,dkd,dist,at,nst,sp,pkt,cc,crd,fitnet,pkd,at_kd,ls,ctkd,tfkd,cskd,reviewkd,dml,takd}
 SEEDS=${SEEDS:-0,1}
 export KDLAB_CACHE=${KDLAB_CACHE:-$OUT/cache} WANDB_MODE=${WANDB_MODE:-offline}
 # 1. Train and cache each seed's teacher first, so that no method's seconds per epoch include teacher training.

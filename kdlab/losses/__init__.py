@@ -1,6 +1,7 @@
 """Pure distillation loss functions: tensors in, scalar out, usable from any training loop."""
 
 from kdlab.losses.feature import attention_transfer, hint_mse, nst, patient_loss, review_hcl
+from kdlab.losses.mutual import dml_kl
 from kdlab.losses.relation import cc, crd_nce, pkt, rkd_angle, rkd_distance, similarity_preserving
 from kdlab.losses.response import (
     cs_kd,
@@ -27,6 +28,7 @@ __all__ = [
     "dkd",
     "dkd_nckd",
     "dkd_tckd",
+    "dml_kl",
     "hint_mse",
     "kd_js",
     "kd_kl",

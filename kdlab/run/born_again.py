@@ -58,14 +58,19 @@ def generation_config(cfg: DictConfig, generation: int, teacher_checkpoint: str 
     with open_dict(gen):
         gen.kd.pop("generations")
         gen.seed = int(cfg.seed) + generation
-        gen.teacher = {
-            "name": cfg.student.name,
-            "pretrained": False,
-            "checkpoint": teacher_checkpoint,
-            "max_epochs": cfg.trainer.max_epochs,
-            "model": copy.deepcopy(cfg.student.model),
-        }
+        gen.teacher = checkpoint_teacher(cfg.student, teacher_checkpoint, cfg.trainer.max_epochs)
     return gen
+
+
+def checkpoint_teacher(network: DictConfig, checkpoint: str | None, max_epochs: int) -> dict[str, Any]:
+    """A ``teacher`` node for the ``student``-shaped ``network`` loaded from ``checkpoint`` (trained when None)."""
+    return {
+        "name": network.name,
+        "pretrained": False,
+        "checkpoint": checkpoint,
+        "max_epochs": max_epochs,
+        "model": copy.deepcopy(network.model),
+    }
 
 
 def train_generation_zero(cfg: DictConfig, datamodule: InMemoryDataModule) -> TeacherSource:

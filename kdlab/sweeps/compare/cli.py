@@ -12,8 +12,9 @@ from rich.table import Table
 
 from kdlab.errors import ConfigError
 from kdlab.sweeps.compare.collect import collect_runs
+from kdlab.sweeps.compare.published import PAPERS, comparison_markdown, comparison_rows
 from kdlab.sweeps.compare.sweep_report import DEFAULT_METRIC, Report, write_report
-from kdlab.sweeps.compare.table import group_rows
+from kdlab.sweeps.compare.table import group_rows, write_text
 
 
 def parser() -> argparse.ArgumentParser:
@@ -28,7 +29,29 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--heatmap", nargs=2, metavar=("X", "Y"), default=None, help="grid axes (default: kd.temperature kd.alpha)"
     )
+    p.add_argument(
+        "--paper",
+        choices=sorted(PAPERS),
+        default=None,
+        help="instead of the sweep report: the sweep's CIFAR-100 runs beside the paper's published table "
+        "(CRD: last epoch, one run; DKD: best epoch, mean of 5), written to paper_<name>.md",
+    )
     return p
+
+
+def compare_with_paper(runs: list, out: Path, name: str, console: Console | None = None) -> Path:
+    """Write and print ``paper_<name>.md``: the runs' numbers beside the published rows of their pairs."""
+    rows = comparison_rows(runs, name)
+    path = write_text(out / f"paper_{name}.md", comparison_markdown(rows, name))
+    console = console or Console(width=max(120, Console().width))
+    table = Table(title=f"CIFAR-100 top-1 % beside {PAPERS[name].title} (the paper: {PAPERS[name].protocol})")
+    for column in rows[0] if rows else ():
+        table.add_column(column, justify="left" if column in ("teacher → student", "method") else "right")
+    for row in rows:
+        table.add_row(*row.values())
+    console.print(table if rows else "no CIFAR-100 run of a pair in the paper's table", markup=False)
+    console.print(f"wrote {path}", markup=False, highlight=False)
+    return path
 
 
 SHOWN = ("runs", "student acc", "best val acc", "Δ vs kd=none", "retention")  # the rest is in report.md
@@ -57,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         runs = collect_runs(args.dirs)
+        if args.paper:
+            compare_with_paper(runs, args.out or args.dirs[0], args.paper)
+            return 0
         report = write_report(runs, args.out or args.dirs[0], args.metric, tuple(args.heatmap or ()) or None)
     except ConfigError as error:
         print(f"kdlab-compare: error: {error}", file=sys.stderr)
