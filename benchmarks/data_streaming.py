@@ -8,6 +8,7 @@ Generates its own JPEG trees (256-px, ``--small`` and ``--large`` images) in a t
               workers × prefetch × batch × image bytes + 1.5 GB (no models in this pass);
   throughput  loader images/s with 1 and 2 workers over the same batches (decoding is CPU-bound: on a 2-core
               machine the ratio is the parallel speed-up the cores allow);
+  student     a student's training step at 224 px (what the loader must keep up with), images/s;
   digits      one epoch of the default digits data through loader + device transform, uint8 storage vs the
               former float32 storage (transform applied once up front), median of ``--repeats``.
 
@@ -136,6 +137,29 @@ def digits_epoch_seconds(repeats: int) -> dict:
     }
 
 
+def student_step_images_per_s(names: tuple[str, ...] = ("test_resnet", "mobilenetv3_small_100")) -> dict:
+    """What the loader must keep up with: a student's training step (forward, backward, AdamW) at 224 px, batch 64,
+    channels_last, on torch's default thread count; images/s over 4 steps after 2 warm-up steps."""
+    import timm
+    import torch
+
+    rates = {}
+    for name in names:
+        model = timm.create_model(name, num_classes=10).to(memory_format=torch.channels_last)
+        images = torch.randn(64, 3, 224, 224).contiguous(memory_format=torch.channels_last)
+        targets = torch.randint(0, 10, (64,))
+        optimizer = torch.optim.AdamW(model.parameters())
+        for step in range(6):
+            if step == 2:
+                start = time.perf_counter()
+            loss = torch.nn.functional.cross_entropy(model(images), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        rates[name] = 4 * 64 / (time.perf_counter() - start)
+    return {"images_per_s": rates, "threads": torch.get_num_threads()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", type=int, default=20000)
@@ -144,7 +168,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dir", default=None, help="where the trees go (default: a temporary directory)")
+    parser.add_argument("--student-step", action="store_true", help="only the student's training step at 224 px")
     args = parser.parse_args()
+    if args.student_step:
+        print(json.dumps(student_step_images_per_s(), indent=2))
+        return
     base = Path(args.dir or tempfile.mkdtemp(prefix="kdlab-data-bench-"))
     results: dict = {"cores": len(os.sched_getaffinity(0)), "load_before": os.getloadavg()[0]}
     started = time.perf_counter()
@@ -159,6 +187,7 @@ def main() -> None:
     results["throughput"] = {"1_worker": one["images_per_s"], "2_workers": two["images_per_s"]}
     results["throughput_ratio"] = two["images_per_s"] / one["images_per_s"]
     results["digits"] = digits_epoch_seconds(args.repeats)
+    results["student_step_224"] = student_step_images_per_s()
     results["load_after"] = os.getloadavg()[0]
     print(json.dumps(results, indent=2))
 
