@@ -15,7 +15,8 @@ from kdlab.run import run
 from kdlab.terms import DKD
 
 # Chains and cohorts (born_again, takd, dml) are several runs or networks: tests/test_born_again.py, test_peers.py
-SEVERAL_NETWORKS = ("generations:", "assistants:", "peers:")
+# chains, cohorts and a generator phase have their own end-to-end tests (test_born_again, test_peers, test_data_free)
+SEVERAL_NETWORKS = ("generations:", "assistants:", "peers:", "transfer: generator")
 METHODS = sorted(
     p.stem for p in (CONF / "kd").glob("*.yaml") if not any(key in p.read_text() for key in SEVERAL_NETWORKS)
 )

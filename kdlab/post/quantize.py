@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torch.fx import GraphModule
 
 from kdlab.errors import ConfigError
+from kdlab.measure.size import SHIPPED_BYTES, graph_tensor_bytes
 
 Int8Mode = Literal["ptq", "qat"]
 MODE_ATTRIBUTE = "kdlab_int8_mode"
@@ -49,7 +50,7 @@ def quantize_int8(
     with torch.no_grad():
         for images in batches:
             prepared(images)
-    return _tag(lower_to_onednn(pt2e.convert_pt2e(prepared), batches[0]), "ptq")
+    return _lowered(pt2e.convert_pt2e(prepared), batches[0], "ptq")
 
 
 def prepare_qat(model: nn.Module, example: Tensor) -> GraphModule:
@@ -70,7 +71,7 @@ def convert_qat(prepared: GraphModule, example: Tensor) -> nn.Module:
     prepared = prepared.cpu()
     pt2e.move_exported_model_to_eval(prepared)
     with torch.no_grad():
-        return _tag(lower_to_onednn(pt2e.convert_pt2e(prepared), example.cpu()), "qat")
+        return _lowered(pt2e.convert_pt2e(prepared), example.cpu(), "qat")
 
 
 def fake_quantizers(model: nn.Module) -> list[nn.Module]:
@@ -172,6 +173,14 @@ def _quiet_logger(name: str) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+def _lowered(converted: GraphModule, example: Tensor, mode: Int8Mode) -> nn.Module:
+    """``converted`` on oneDNN kernels, tagged with its mode and the size of the int8 model before packing."""
+    shipped = graph_tensor_bytes(converted)
+    lowered = _tag(lower_to_onednn(converted, example), mode)
+    setattr(lowered, SHIPPED_BYTES, shipped)
+    return lowered
 
 
 def _tag(model: nn.Module, mode: Int8Mode) -> nn.Module:

@@ -22,6 +22,7 @@ from torch import nn
 
 from kdlab.data.bias import biased_split, check_bias
 from kdlab.data.datamodule import InMemoryDataModule
+from kdlab.errors import ConfigError
 from kdlab.instantiate import build, build_optim
 from kdlab.models.files import load_into, save_model
 from kdlab.models.foreign import detect_format, load_foreign, read_checkpoint
@@ -102,7 +103,10 @@ def _from_checkpoint(model: nn.Module, recipe: TeacherRecipe, datamodule: InMemo
     model; the validation accuracy is measured and logged at once, so a bad mapping shows before any training."""
     path, fmt = recipe.checkpoint, recipe.checkpoint_format
     if fmt == "auto":
-        fmt = detect_format(read_checkpoint(path))
+        try:
+            fmt = detect_format(read_checkpoint(path))
+        except ConfigError:  # unreadable or unrecognised: kdlab's own loader names what is wrong with the file
+            fmt = "kdlab"
     if fmt == "kdlab":  # kdlab's own file: architecture, class count and data are checked by name
         load_into(model, path, **_shape(recipe, datamodule), data=datamodule.name)
     else:
