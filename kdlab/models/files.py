@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +9,7 @@ import torch
 from torch import nn
 
 from kdlab.errors import ConfigError
-from kdlab.io import atomic_write
+from kdlab.io import UNREADABLE_FILE_ERRORS, atomic_write
 
 FORMAT = "kdlab.model/1"
 
@@ -36,7 +34,7 @@ def load_model_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"checkpoint {path} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    except UNREADABLE_FILE_ERRORS as exc:
         raise ConfigError(
             f"checkpoint {path} is corrupt or not a kdlab model file ({type(exc).__name__}); "
             "delete it (a cached teacher is retrained on the next run) or point to another file"

@@ -13,8 +13,6 @@ DataParallel's ``module.`` prefix is dropped. Anything else fails with one line 
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from kdlab.errors import ConfigError
+from kdlab.io import UNREADABLE_FILE_ERRORS
 from kdlab.models.files import FORMAT as KDLAB_FORMAT
 
 FORMATS = ("auto", "kdlab", "repdistiller", "mdistiller", "timm", "torchvision")
@@ -33,7 +32,7 @@ def read_checkpoint(path: str | Path) -> Any:
     """``torch.load(weights_only=True)``: a file that needs pickled objects (argparse args, numpy) is refused."""
     try:
         return torch.load(Path(path), map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    except UNREADABLE_FILE_ERRORS as exc:
         raise ConfigError(
             f"checkpoint {path} cannot be read with weights_only=True ({type(exc).__name__}); re-save just its "
             "state dict (torch.save(ckpt['model'] or ckpt['state_dict'], path)) and pass that"

@@ -8,8 +8,6 @@ head is left as the model initialised it, everything else must match.
 from __future__ import annotations
 
 import logging
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from kdlab.errors import ConfigError
+from kdlab.io import UNREADABLE_FILE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
             payload: Any = load_file(str(path), device="cpu")
         else:
             payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    except UNREADABLE_FILE_ERRORS as exc:
         raise ConfigError(
             f"teacher.pretrained_file {path} is not a readable state dict ({type(exc).__name__})"
         ) from exc

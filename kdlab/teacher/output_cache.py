@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import pickle
-import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +23,7 @@ from torch import Tensor, nn
 
 from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.errors import ConfigError
-from kdlab.io import atomic_write
+from kdlab.io import UNREADABLE_FILE_ERRORS, atomic_write
 from kdlab.teacher.cache import OUTPUTS, cache_root, content_key, entry_lock, entry_path, write_record
 from kdlab.training.teacher_outputs import SPLITS, TeacherOutputTable, TeacherTaps, run_teacher
 
@@ -139,7 +137,7 @@ def load_table(path: Path, datamodule: InMemoryDataModule, taps: TeacherTaps) ->
     """Read a cached table safely (``weights_only``), or explain which file is bad and what to do."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    except UNREADABLE_FILE_ERRORS as exc:
         raise ConfigError(
             f"teacher output cache {path} is corrupt ({type(exc).__name__}); delete it and it is recomputed"
         ) from exc

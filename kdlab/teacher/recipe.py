@@ -34,7 +34,7 @@ class TeacherRecipe:
     seed: int
     optim: DictConfig  # the teacher phase's optimiser + scheduler node, for kdlab.instantiate.build_optim
     trainer: DictConfig  # the teacher phase's Lightning Trainer node
-    key_content: dict[str, Any]  # everything that shapes the trained weights: the cache key is its hash
+    key_content: dict[str, Any]  # what shapes the trained weights (the cache key hashes it); {} with a checkpoint
     cache_dir: str | None
     logger: DictConfig | None  # the run's logger node: a W&B logger gives the teacher's training its own run
     tags: tuple[str, ...]
@@ -84,7 +84,7 @@ def single_recipe(cfg: DictConfig) -> TeacherRecipe:
         seed=seed,
         optim=phase.optim,
         trainer=phase.trainer,
-        key_content=teacher_key_content(cfg),
+        key_content={} if teacher.get("checkpoint") else teacher_key_content(cfg),  # a loaded teacher is never cached
         cache_dir=cfg.get("cache_dir"),
         logger=cfg.get("logger"),
         tags=tuple(str(t) for t in cfg.get("tags") or ()),

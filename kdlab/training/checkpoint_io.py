@@ -7,8 +7,6 @@ Here the temp file sits beside the target and is renamed over it (:func:`kdlab.i
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,9 +17,7 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 from typing_extensions import override
 
 from kdlab.errors import ConfigError
-from kdlab.io import atomic_write
-
-UNREADABLE = (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError)
+from kdlab.io import UNREADABLE_FILE_ERRORS, atomic_write
 
 
 def _first_sentence(exc: BaseException) -> str:
@@ -35,7 +31,7 @@ def read_checkpoint(path: str | Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ConfigError(f"checkpoint {path} does not exist") from None
-    except UNREADABLE as exc:
+    except UNREADABLE_FILE_ERRORS as exc:
         raise ConfigError(
             f"checkpoint {path} is corrupt or not a Lightning checkpoint "
             f"({type(exc).__name__}: {_first_sentence(exc)}); delete it, or pass resume=false to start this run over"
