@@ -13,6 +13,7 @@ from streaming_trees import write_jpeg_tree
 
 from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.data.imagefolder import imagefolder_data
+from kdlab.data.sampling import shuffle_seed
 from kdlab.data.streaming import StreamingDataModule
 from kdlab.errors import ConfigError
 from kdlab.run import run
@@ -49,7 +50,9 @@ def test_streamed_batches_have_the_in_memory_format_and_normalised_images(tree: 
     assert data.input_shape == (3, 24, 24) and data.num_classes == 2
     batch = data.on_before_batch_transfer(next(iter(data.train_dataloader())), 0)
     assert set(batch) == {"image", "target", "index"}
-    assert batch["image"].shape == (8, 3, 24, 24) and batch["image"].dtype == torch.float32
+    assert batch["image"].shape == (8, 3, 24, 24) and batch["image"].dtype == torch.uint8  # 1/4 of float's bytes
+    _training(data)
+    assert data.on_after_batch_transfer(dict(batch), 0)["image"].dtype == torch.float32  # standardised there
     inputs = torch.cat([b["image"] for b in data.model_batches("train")])
     assert inputs.mean().abs() < 0.2 and (inputs.std() - 1).abs() < 0.2  # standardised by estimated train stats
     # the class is readable from the model inputs: left-bright pictures are brighter on the left
@@ -79,7 +82,7 @@ def _sample(data: StreamingDataModule, epoch: int, index: int) -> torch.Tensor:
 
 
 def test_a_samples_augmentation_is_a_function_of_seed_epoch_and_index(tree: Path, monkeypatch) -> None:
-    data = _stream(tree, num_workers=0, augment="rand-m9-mstd0.5-inc1", random_erasing=0.5)
+    data = _stream(tree, num_workers=0, augment="rand-m9-mstd0.5-inc1")
     torch.manual_seed(123)
     first = _sample(data, 3, 5)
     torch.manual_seed(456)  # the global RNG does not matter, and is left as it was
@@ -89,6 +92,24 @@ def test_a_samples_augmentation_is_a_function_of_seed_epoch_and_index(tree: Path
     assert not torch.equal(_sample(data, 4, 5), first)  # another epoch: another crop
     monkeypatch.setenv("PL_GLOBAL_SEED", "1")
     assert not torch.equal(_sample(data, 3, 5), first)  # another run seed
+
+
+def test_random_erasing_on_the_device_is_a_function_of_seed_epoch_and_index(tree: Path) -> None:
+    data = _stream(tree, num_workers=0, random_erasing=1.0)
+    raw = data.on_before_batch_transfer(next(iter(data.train_dataloader())), 0)
+    _training(data, epoch=2)
+    clean = data.inputs(raw["image"])
+    erased = data.on_after_batch_transfer(dict(raw), 0)["image"]
+    assert (erased != clean).any(dim=(1, 2, 3)).all()  # probability 1: every image has a box erased
+    assert ((erased == 0) | (erased == clean)).all()  # to 0, the standardised mean, as timm's constant mode does
+    assert torch.equal(data.on_after_batch_transfer(dict(raw), 0)["image"], erased)
+    # the same sample, erased alone, gets the same box
+    alone = data.inputs.train(raw["image"][3:4], shuffle_seed(), 2, raw["index"][3:4].tolist())
+    assert torch.equal(alone[0], erased[3])
+    _training(data, epoch=3)
+    assert not torch.equal(data.on_after_batch_transfer(dict(raw), 0)["image"], erased)
+    data.trainer = SimpleNamespace(training=False, current_epoch=0)
+    assert torch.equal(data.on_after_batch_transfer(dict(raw), 0)["image"], clean)  # never when evaluating
 
 
 def _epoch_batches(data: StreamingDataModule, epoch: int) -> list[dict]:
@@ -114,13 +135,14 @@ def test_mixup_mixes_on_the_device_deterministically_per_batch(tree: Path) -> No
     _training(data, epoch=0)
     mixed = data.on_after_batch_transfer(dict(raw), 0)
     again = data.on_after_batch_transfer(dict(raw), 0)
-    assert torch.equal(mixed["image"], again["image"]) and not torch.equal(mixed["image"], raw["image"])
+    clean = data.inputs(raw["image"])
+    assert torch.equal(mixed["image"], again["image"]) and not torch.equal(mixed["image"], clean)
     assert mixed["soft_target"].shape == (8, 2) and torch.allclose(mixed["soft_target"].sum(1), torch.ones(8))
     assert torch.equal(mixed["target"], raw["target"])  # accuracy is measured on the hard labels
     _training(data, epoch=1)
     assert not torch.equal(data.on_after_batch_transfer(dict(raw), 0)["image"], mixed["image"])
     data.trainer = SimpleNamespace(training=False, current_epoch=0)
-    assert torch.equal(data.on_after_batch_transfer(dict(raw), 0)["image"], raw["image"])  # never when evaluating
+    assert torch.equal(data.on_after_batch_transfer(dict(raw), 0)["image"], clean)  # never when evaluating
 
 
 def test_mixup_needs_an_even_batch(tree: Path) -> None:

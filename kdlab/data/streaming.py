@@ -1,14 +1,17 @@
 """Image files streamed from disk: decoded and augmented (timm's transforms) in DataLoader worker processes.
 
-Memory stays bounded by what is in flight (``num_workers × prefetch_factor`` batches), whatever the folder's size.
-Every random choice for a training sample (crop box, flip, RandAugment ops, erasing) is seeded by (seed, epoch,
-sample index), so a batch does not depend on the worker count, on prefetching, or on where a run resumed.
+Workers send uint8 images (a quarter of float32's bytes through shared memory, collation and pinning); they are
+standardised, and randomly erased, where the model runs, as timm's prefetcher does. Memory stays bounded by what is in
+flight (``num_workers × prefetch_factor`` batches), whatever the folder's size. Every random choice for a training
+sample (crop box, flip, RandAugment ops, erasing) is seeded by (seed, epoch, sample index), so a batch does not depend
+on the worker count, on prefetching, or on where a run resumed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from timm.data import create_transform
+from timm.data.random_erasing import RandomErasing
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from torchvision import transforms
@@ -25,6 +29,7 @@ from torchvision import transforms
 from kdlab.data.base import ImageDataModule
 from kdlab.data.mixing import BatchMixer, derived_seed, seeded_rngs
 from kdlab.data.sampling import EpochTaggedSampler, ResumableDataLoader, ShardSampler, private_generator, shuffle_seed
+from kdlab.data.tensors import InputTransform
 from kdlab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -33,6 +38,7 @@ LEGACY_AUGMENTATIONS = ("none", "crop_flip", "jitter")
 AUTO_AUGMENT_PREFIXES = ("rand-", "augmix", "original", "v0", "3a")  # timm's auto_augment vocabulary
 DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
 CHANNEL_MODES = {1: "L", 3: "RGB"}
+ERASING_STREAM = 1  # random erasing draws from (seed, epoch, index, ERASING_STREAM): not the decode-side draws
 
 
 def is_timm_augment(name: str) -> bool:
@@ -54,14 +60,13 @@ class TransformSpec:
 
 
 def _eval_transform(spec: TransformSpec) -> Any:
-    """Resize the short side to ``size / crop_pct`` and centre-crop ``size`` (timm's eval transform)."""
+    """Resize the short side to ``size / crop_pct`` and centre-crop ``size`` (timm's eval transform), as uint8."""
     return create_transform(
         spec.size,
         is_training=False,
         interpolation=spec.interpolation,
-        mean=spec.mean,
-        std=spec.std,
         crop_pct=spec.crop_pct if spec.crop_pct is not None else 0.875,
+        use_prefetcher=True,  # timm's name for "stop at a uint8 tensor, standardise on the device"
     )
 
 
@@ -73,9 +78,7 @@ def _shift_transform(spec: TransformSpec, padding: int, padding_mode: str) -> An
     ]
     if spec.augment == "crop_flip":
         steps.append(transforms.RandomHorizontalFlip())
-    steps += [transforms.ToTensor(), transforms.Normalize(spec.mean, spec.std)]
-    if spec.random_erasing:
-        steps.append(transforms.RandomErasing(p=spec.random_erasing))
+    steps.append(transforms.PILToTensor())
     return transforms.Compose(steps)
 
 
@@ -87,9 +90,10 @@ def _interp(name: str) -> transforms.InterpolationMode:
 
 
 def build_transform(spec: TransformSpec, train: bool) -> Any:
-    """Eval: resize + centre crop. Train: ``none`` as eval; ``crop_flip``/``jitter`` as in memory; ``rrc_flip``:
-    RandomResizedCrop + flip; a timm auto-augment string (``rand-m9-mstd0.5-inc1``, ``augmix-m5-w4-d2`` …): the
-    same plus that policy. ``random_erasing`` is the probability of timm's random erasing on the train side."""
+    """A PIL image -> a uint8 (C, H, W) tensor. Eval: resize + centre crop. Train: ``none`` as eval;
+    ``crop_flip``/``jitter`` as in memory; ``rrc_flip``: RandomResizedCrop + flip; a timm auto-augment string
+    (``rand-m9-mstd0.5-inc1``, ``augmix-m5-w4-d2`` …): the same plus that policy. Standardising and random erasing
+    come later, on the device (:class:`DeviceInputs`)."""
     _interp(spec.interpolation)
     if not train or spec.augment == "none":
         return _eval_transform(spec)
@@ -104,9 +108,7 @@ def build_transform(spec: TransformSpec, train: bool) -> Any:
             auto_augment=None if spec.augment == "rrc_flip" else spec.augment,
             color_jitter=None,
             interpolation=spec.interpolation,
-            mean=spec.mean,
-            std=spec.std,
-            re_prob=float(spec.random_erasing),
+            use_prefetcher=True,
         )
     except (AssertionError, KeyError, ValueError, IndexError) as exc:
         reason = f"{type(exc).__name__}: {exc}"
@@ -193,6 +195,34 @@ class ImageFileDataset(Dataset):
         return {"image": pixels, "target": target, "index": index}
 
 
+class DeviceInputs:
+    """uint8 batches from the workers -> model inputs where the batch is: float, standardised by the train mean/std;
+    training images then randomly erased (timm's ``RandomErasing``, constant fill, as its prefetcher does), each with
+    draws seeded by (seed, epoch, sample index) so the erased box does not depend on batching or devices."""
+
+    def __init__(self, spec: TransformSpec) -> None:
+        mean, std = torch.tensor(spec.mean), torch.tensor(spec.std)
+        self.standardise = InputTransform(255.0, spec.size, mean, std)
+        self.erasing = float(spec.random_erasing)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        return self.standardise(images)
+
+    def train(self, images: Tensor, seed: int, epoch: int, indices: Sequence[int]) -> Tensor:
+        images = self.standardise(images)
+        if not self.erasing:
+            return images
+        eraser = RandomErasing(self.erasing, mode="const", device=images.device)
+        state = random.getstate()  # timm draws from Python's global generator; leave it as it was
+        try:
+            for image, index in zip(images, indices, strict=True):
+                random.seed(derived_seed(seed, epoch, index, ERASING_STREAM))
+                eraser(image)
+        finally:
+            random.setstate(state)
+        return images
+
+
 def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Default collation of the readable samples; the unreadable ones listed under ``bad_files``."""
     good = [s for s in samples if "bad" not in s]
@@ -227,8 +257,9 @@ def resolve_num_workers(num_workers: int | str) -> int:
 
 
 class StreamingDataModule(ImageDataModule):
-    """Train/val/test image files decoded in ``num_workers`` processes; batches are ``{image, target, index}`` of
-    model-ready float images, pinned when a GPU is present. Mixup/CutMix run on the device (see :mod:`mixing`)."""
+    """Train/val/test image files decoded in ``num_workers`` processes into ``{image, target, index}`` batches of
+    uint8 images, pinned when a GPU is present; after the transfer they become model inputs on the device
+    (:class:`DeviceInputs`), then Mixup/CutMix run there too (see :mod:`mixing`)."""
 
     streaming = True
 
@@ -253,6 +284,7 @@ class StreamingDataModule(ImageDataModule):
         self.prefetch_factor = prefetch_factor
         self.skip_bad_files, self.skipped_files = skip_bad_files, set()
         self.mixer = mixer
+        self.inputs = DeviceInputs(spec)
 
     @property
     def in_chans(self) -> int:
@@ -307,7 +339,8 @@ class StreamingDataModule(ImageDataModule):
     ) -> Iterator[dict[str, Tensor]]:
         """Model-ready batches of ``split`` (eval transform, never augmented) in ``order``, decoded by the workers."""
         for batch in self._eval_loader(getattr(self, split), order, batch_size):
-            yield self.drop_bad_files(batch)
+            batch = self.drop_bad_files(batch)
+            yield {**batch, "image": self.inputs(batch["image"])}
 
     def drop_bad_files(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Name the first unreadable file (a ConfigError), or with ``skip_bad_files`` count and log each once."""
@@ -323,14 +356,22 @@ class StreamingDataModule(ImageDataModule):
 
     def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         batch = self.drop_bad_files(batch)
+        if self.inputs.erasing:
+            batch["sample_keys"] = batch["index"].tolist()  # read on the CPU: no device sync per sample
         if self.mixer is not None and len(batch["index"]):
             batch["mix_key"] = int(batch["index"][0])
         return batch
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        trainer = self.trainer
-        if self.mixer is not None and trainer is not None and trainer.training and "mix_key" in batch:
-            batch = self.mixer(batch, shuffle_seed(), trainer.current_epoch)
+        trainer, keys = self.trainer, batch.pop("sample_keys", None)
+        if trainer is None or not trainer.training:
+            return {**batch, "image": self.inputs(batch["image"])}
+        if keys is None and self.inputs.erasing:
+            keys = batch["index"].tolist()
+        seed, epoch = shuffle_seed(), trainer.current_epoch
+        batch = {**batch, "image": self.inputs.train(batch["image"], seed, epoch, keys or [])}
+        if self.mixer is not None and "mix_key" in batch:
+            batch = self.mixer(batch, seed, epoch)
         return batch
 
 
