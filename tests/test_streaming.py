@@ -158,3 +158,12 @@ def test_a_streaming_run_with_rand_augment_and_mixup(tmp_path: Path, tree: Path)
     assert metrics["teacher/outputs_source"] == "online"
     assert 0.0 <= metrics["student/test_acc"] <= 1.0
     assert metrics["report/test_samples"] == 8
+
+
+def test_a_streamed_split_is_passed_over_again_not_held(tree: Path) -> None:
+    data = _stream(tree, num_workers=0)
+    batches = data.split_batches("test")
+    assert not isinstance(batches, list)  # a report over ImageNet's val set must not hold 50k decoded images
+    first, second = list(batches), list(batches)
+    assert len(first) == len(second) == 1
+    assert torch.equal(first[0]["image"], second[0]["image"]) and first[0]["image"].dtype == torch.float32

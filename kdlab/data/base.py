@@ -3,6 +3,9 @@ shape and the DDP ranks its samplers shard by."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from typing import Any
+
 import pytorch_lightning as pl
 
 from kdlab.errors import ConfigError
@@ -36,7 +39,26 @@ class ImageDataModule(pl.LightningDataModule):
     def num_train(self) -> int:
         return len(self.train)
 
+    def model_batches(self, split: str, order: Any = None, batch_size: int | None = None) -> Iterator[dict[str, Any]]:
+        raise NotImplementedError
+
+    def split_batches(self, split: str) -> Iterable[dict[str, Any]]:
+        """Model-ready batches of ``split`` that can be iterated again and again (a report runs every model over the
+        test set). Streamed sets decode anew each pass, so a 50k-image val set is never held whole; in-memory sets
+        override this with a list."""
+        return _Reiterable(self, split)
+
     def _ranks(self) -> tuple[int, int]:
         """(world size, rank) of the trainer this module feeds; (1, 0) outside one."""
         trainer = self.trainer
         return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+
+class _Reiterable:
+    """``datamodule.model_batches(split)`` started afresh on every ``iter``."""
+
+    def __init__(self, datamodule: ImageDataModule, split: str) -> None:
+        self.datamodule, self.split = datamodule, split
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self.datamodule.model_batches(self.split)

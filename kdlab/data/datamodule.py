@@ -113,6 +113,10 @@ class InMemoryDataModule(ImageDataModule):
         for chunk in order.split(batch_size or self.batch_size):
             yield {"image": self.transform(data.images[chunk]), "target": data.targets[chunk], "index": chunk}
 
+    def split_batches(self, split: str) -> list[dict[str, Tensor]]:
+        """All model-ready batches of ``split``, held: a set that fits in memory is transformed once per report."""
+        return list(self.model_batches(split))
+
     def data_epoch(self, epoch: int) -> int:
         """The epoch whose random draws (augmentation, mixing) epoch ``epoch`` uses: itself, or its replay view."""
         return epoch % self.view_cycle if self.view_cycle else epoch
