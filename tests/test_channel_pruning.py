@@ -11,9 +11,9 @@ import torch
 
 pytest.importorskip("torch_pruning")
 
-from kdlab.errors import ConfigError  # noqa: E402
-from kdlab.measure.macs import count_macs  # noqa: E402
-from kdlab.post.channels import ChannelPruner, channel_prune, pruned_structure, restore_structure  # noqa: E402
+from kdlab.errors import ConfigError
+from kdlab.measure.macs import count_macs
+from kdlab.post.channels import ChannelPruner, channel_prune, pruned_structure, restore_structure
 
 
 def _params(model: torch.nn.Module) -> int:
