@@ -5,7 +5,7 @@ Generates its own JPEG trees (256-px, ``--small`` and ``--large`` images) in a t
   memory      peak memory (PSS of main process + loader workers, summed, sampled every 50 ms) of a pass of ``--batches``
               training batches at 224 px (RandomResizedCrop + flip, 2 workers) over the small and the large tree:
               it must not grow with the folder (within 10 %) and stay under
-              workers × prefetch × batch × image bytes + 1.5 GB (no models in this pass);
+              workers × prefetch × batch × image bytes (uint8) + 1.5 GB (no models in this pass);
   throughput  loader images/s with 1 and 2 workers over the same batches (decoding is CPU-bound: on a 2-core
               machine the ratio is the parallel speed-up the cores allow);
   student     a student's training step at 224 px (what the loader must keep up with), images/s;
@@ -180,7 +180,7 @@ def main() -> None:
     results["generate_s"] = time.perf_counter() - started
     results["memory"] = [loader_pass(tree, 2, args.batches, args.batch_size) for tree in (small, large)]
     ratio = results["memory"][1]["peak_pss_gb"] / results["memory"][0]["peak_pss_gb"]
-    in_flight_gb = 2 * 2 * args.batch_size * 3 * 224 * 224 * 4 / 1024**3
+    in_flight_gb = 2 * 2 * args.batch_size * 3 * 224 * 224 / 1024**3  # uint8 images: one byte per value
     results["memory_large_over_small"] = ratio
     results["memory_bound_gb"] = in_flight_gb + 1.5
     one, two = (loader_pass(small, w, args.batches, args.batch_size) for w in (1, 2))
