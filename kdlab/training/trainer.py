@@ -7,13 +7,13 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from kdlab.instantiate import build
+from kdlab.instantiate import Node, build
 from kdlab.training.speed import resolve_precision
 
 
-def make_trainer(trainer_cfg: DictConfig, root: Path, quiet: bool = False, **overrides: Any) -> pl.Trainer:
+def make_trainer(trainer_cfg: Node, root: Path, quiet: bool = False, **overrides: Any) -> pl.Trainer:
     """Instantiate the configured Trainer; ``quiet`` turns off checkpoints for helper phases, and logging unless a
     ``logger`` is given (the teacher's own W&B run)."""
     cfg = OmegaConf.to_container(trainer_cfg, resolve=True)
