@@ -117,7 +117,8 @@ class Bench:
         return compile_model(student) if self.args.compile else student
 
     def terms(self, student: torch.nn.Module) -> dict:
-        return build_terms(self.cfg, student, self.teacher, self.data)
+        names = {"student_name": str(self.cfg.student.name), "teacher_name": str(self.cfg.teacher.name)}
+        return build_terms(self.cfg.kd.terms, student, self.teacher, self.data, **names)
 
     # ---- kdlab's Lightning loop -------------------------------------------------------------------------------
     def lightning(self, kd: bool, cached: bool) -> float:

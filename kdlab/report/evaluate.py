@@ -201,7 +201,8 @@ def _distillation_module(
     """The run's distillation setup again: only the pruning and QAT fine-tunes train it, with fresh terms."""
     terms = {}
     if cfg.post.get("prune") is not None or cfg.post.get("quantize") == "qat":
-        terms = build_terms(cfg, student, teacher, datamodule)
+        names = {"student_name": str(cfg.student.name), "teacher_name": str(cfg.teacher.name)}
+        terms = build_terms(cfg.kd.terms, student, teacher, datamodule, **names)
     return DistillationModule(
         student,
         datamodule.num_classes,

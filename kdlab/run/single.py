@@ -91,7 +91,8 @@ def set_up(cfg: DictConfig, out_dir: Path) -> RunSetup:
     if has_teacher(cfg):
         with seeded(teacher_seed(cfg)):  # the teacher's init and training follow teacher_seed only
             teacher = build_model(cfg.teacher.model, role="teacher", **shape)
-    terms = build_terms(cfg, student, teacher, datamodule)  # bad stages, dims, teacher=none fail here
+    names = {"student_name": str(cfg.student.name), "teacher_name": str(cfg.teacher.name)}
+    terms = build_terms(cfg.kd.terms, student, teacher, datamodule, **names)  # bad stages, dims, teacher=none fail
     optim = build_optim(cfg.optim)
     check_weights(terms, cfg.kd.weights, cfg.kd.alpha)
     signature = run_signature(cfg.student.name, cfg.teacher.name, **shape, terms=terms)
