@@ -25,6 +25,7 @@ from kdlab.models import build_model
 from kdlab.models.files import save_model
 from kdlab.report.omitted_bias import omitted_bias_metrics
 from kdlab.report.run_report import finish_report
+from kdlab.report.settings import report_settings
 from kdlab.run.results import hydra_choices, write_results
 from kdlab.run.summary import print_summary
 from kdlab.run.validate import has_teacher, validate_config
@@ -196,7 +197,7 @@ def run_single(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         student_path = save_model(out_dir / "student.pt", setup.student, cfg.student.name, **setup.shape)
         metrics[result_keys.STUDENT_CHECKPOINT] = str(student_path)
         metrics[result_keys.STUDENT_VAL_ACC] = float(final_val_acc) if final_val_acc is not None else None
-        metrics.update(finish_report(cfg, out_dir, module, setup.datamodule, logger))
+        metrics.update(finish_report(report_settings(cfg), out_dir, module, setup.datamodule, logger))
         if setup.omitted:  # Hinton et al. 2015 §3's bias fix, on the last epoch's weights like student/test_acc
             metrics.update(omitted_bias_metrics(setup.student, setup.datamodule, setup.omitted))
         # last: testing the best checkpoint loads its weights into the module
