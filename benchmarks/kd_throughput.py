@@ -47,6 +47,7 @@ from kdlab.instantiate import build, build_optim
 from kdlab.models import build_model, forward_with_taps
 from kdlab.teacher.output_cache import teacher_outputs_plan
 from kdlab.teacher.prepare import prepare_teacher
+from kdlab.teacher.recipe import outputs_settings
 from kdlab.teacher.replay import replay_plan
 from kdlab.terms.pairing import build_terms
 from kdlab.training.module import DistillationModule
@@ -98,8 +99,9 @@ class Bench:
             raise SystemExit("kd_throughput needs a kd method with terms (kd=none has no teacher maths)")
         started = time.perf_counter()
         taps = TeacherTaps.of(self.terms_probe.values())
-        self.plan = replay_plan(cfg, self.teacher, self.data, taps) or teacher_outputs_plan(
-            cfg, self.teacher, self.data, taps
+        outputs = outputs_settings(cfg)
+        self.plan = replay_plan(outputs, self.teacher, self.data, taps) or teacher_outputs_plan(
+            outputs, self.teacher, self.data, taps
         )
         self.table_seconds = time.perf_counter() - started
         if self.plan.table is None:

@@ -32,7 +32,7 @@ from kdlab.run.validate import has_teacher, validate_config
 from kdlab.run.wandb_run import finish_run, make_logger, start_run
 from kdlab.teacher.output_cache import TeacherOutputsPlan, teacher_outputs_plan
 from kdlab.teacher.prepare import prepare_teacher
-from kdlab.teacher.recipe import teacher_recipe
+from kdlab.teacher.recipe import outputs_settings, teacher_recipe
 from kdlab.teacher.replay import replay_plan
 from kdlab.teacher.source import TeacherSource
 from kdlab.terms.pairing import build_terms
@@ -117,7 +117,8 @@ def set_up(cfg: DictConfig, out_dir: Path) -> RunSetup:
     if teacher is not None:
         taps = TeacherTaps.of(terms.values())
         # replay (random augmentation, logits only) first; else the output cache (fixed inputs) or the teacher online
-        outputs = replay_plan(cfg, teacher, datamodule, taps) or teacher_outputs_plan(cfg, teacher, datamodule, taps)
+        plan = outputs_settings(cfg)
+        outputs = replay_plan(plan, teacher, datamodule, taps) or teacher_outputs_plan(plan, teacher, datamodule, taps)
         teacher_metrics = teacher_test_metrics(teacher, datamodule, outputs.table, cfg.trainer)
     return RunSetup(
         datamodule,
