@@ -18,7 +18,7 @@ from torch import nn
 from kdlab import result_keys
 from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.data.transfer import data_source_config, omitted_classes, restrict_transfer_set
-from kdlab.datafree import DataFreeTransfer, data_free_transfer, log_synthesis, transfer_mode
+from kdlab.datafree import DataFreeTransfer, GeneratorSettings, data_free_transfer, log_synthesis, transfer_mode
 from kdlab.instantiate import build, build_optim
 from kdlab.measure.params import count_parameters
 from kdlab.models import build_model
@@ -30,6 +30,7 @@ from kdlab.run.results import hydra_choices, write_results
 from kdlab.run.summary import print_summary
 from kdlab.run.validate import has_teacher, validate_config
 from kdlab.run.wandb_run import finish_run, make_logger, start_run
+from kdlab.teacher.cache import teacher_seed
 from kdlab.teacher.output_cache import TeacherOutputsPlan, teacher_outputs_plan
 from kdlab.teacher.prepare import prepare_teacher
 from kdlab.teacher.recipe import outputs_settings, teacher_recipe
@@ -50,7 +51,7 @@ from kdlab.training.resume import (
     resume_mode,
     run_signature,
 )
-from kdlab.training.seeding import seeded, teacher_seed
+from kdlab.training.seeding import seeded
 from kdlab.training.speed import compile_model, to_channels_last, to_contiguous
 from kdlab.training.teacher_outputs import TeacherOutputTable, TeacherTaps
 from kdlab.training.trainer import leave_process_group, make_trainer
@@ -112,7 +113,9 @@ def set_up(cfg: DictConfig, out_dir: Path) -> RunSetup:
     restrict_transfer_set(datamodule, omitted)  # the student's training split only; the teacher saw every class
     data_free = None
     if teacher is not None and transfer_mode(cfg.kd) == "generator":  # from here on no real training image is read
-        data_free = data_free_transfer(cfg, teacher, datamodule, out_dir)
+        generator = GeneratorSettings.of(cfg.kd)
+        accelerator = str(cfg.trainer.get("accelerator", "auto"))
+        data_free = data_free_transfer(generator, int(cfg.seed), accelerator, teacher, datamodule, out_dir)
         datamodule = data_free.datamodule
     if teacher is not None:
         taps = TeacherTaps.of(terms.values())

@@ -14,12 +14,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from kdlab.teacher.cache import teacher_key_content, teacher_phase
+from kdlab.teacher.cache import teacher_key_content, teacher_phase, teacher_seed
 from kdlab.teacher.members import member_configs, member_labels, member_run_config
 from kdlab.teacher.output_cache import OutputsSettings
 from kdlab.teacher.replay import DEFAULT_MAX_GB
 from kdlab.tracking import flat_config
-from kdlab.training.seeding import teacher_seed
 
 
 @dataclass(frozen=True)
