@@ -47,6 +47,7 @@ from kdlab.instantiate import build, build_optim
 from kdlab.models import build_model, forward_with_taps
 from kdlab.teacher.output_cache import teacher_outputs_plan
 from kdlab.teacher.prepare import prepare_teacher
+from kdlab.teacher.recipe import outputs_settings
 from kdlab.teacher.replay import replay_plan
 from kdlab.terms.pairing import build_terms
 from kdlab.training.module import DistillationModule
@@ -98,8 +99,9 @@ class Bench:
             raise SystemExit("kd_throughput needs a kd method with terms (kd=none has no teacher maths)")
         started = time.perf_counter()
         taps = TeacherTaps.of(self.terms_probe.values())
-        self.plan = replay_plan(cfg, self.teacher, self.data, taps) or teacher_outputs_plan(
-            cfg, self.teacher, self.data, taps
+        outputs = outputs_settings(cfg)
+        self.plan = replay_plan(outputs, self.teacher, self.data, taps) or teacher_outputs_plan(
+            outputs, self.teacher, self.data, taps
         )
         self.table_seconds = time.perf_counter() - started
         if self.plan.table is None:
@@ -117,7 +119,8 @@ class Bench:
         return compile_model(student) if self.args.compile else student
 
     def terms(self, student: torch.nn.Module) -> dict:
-        return build_terms(self.cfg, student, self.teacher, self.data)
+        names = {"student_name": str(self.cfg.student.name), "teacher_name": str(self.cfg.teacher.name)}
+        return build_terms(self.cfg.kd.terms, student, self.teacher, self.data, **names)
 
     # ---- kdlab's Lightning loop -------------------------------------------------------------------------------
     def lightning(self, kd: bool, cached: bool) -> float:

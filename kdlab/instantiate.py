@@ -11,8 +11,14 @@ from omegaconf import DictConfig
 
 from kdlab.errors import ConfigError
 
+Node = DictConfig
+"""A ``_target_`` (or ``_partial_``) node: what to build, such as a model, an optimiser, a Trainer or a logger.
 
-def build(node: DictConfig, *args: Any, **kwargs: Any) -> Any:
+Functions below the run layer take nodes like this one and typed settings, never the run's whole composed config
+(``tests/test_architecture.py`` checks that no parameter there is annotated ``DictConfig``)."""
+
+
+def build(node: Node, *args: Any, **kwargs: Any) -> Any:
     """``instantiate(node)``; a ``_partial_`` node is then called with ``args``/``kwargs`` (the runtime facts)."""
     try:
         made = instantiate(node)
@@ -26,7 +32,7 @@ def build(node: DictConfig, *args: Any, **kwargs: Any) -> Any:
         raise ConfigError(f"cannot build {node.get('_target_')}: {exc}") from exc
 
 
-def build_optim(optim: DictConfig) -> dict[str, Any]:
+def build_optim(optim: Node) -> dict[str, Any]:
     """Optimizer and scheduler factories (``_partial_`` nodes): the module hands them its parameters at fit time."""
     scheduler = optim.get("scheduler")
     return {"optimizer": build(optim.optimizer), "scheduler": build(scheduler) if scheduler else None}

@@ -118,3 +118,48 @@ def test_readme_lists_exactly_the_result_keys() -> None:
     section = readme[readme.index("## Results") : readme.index("## Sweeps")]
     listed = {line.split("`")[1] for line in section.splitlines() if line.startswith("| `")}
     assert listed - {k for k in listed if "<" in k} == set(result_keys.DOCUMENTED)
+
+
+# Below the run layer functions take typed settings and ``_target_`` nodes (kdlab.instantiate.Node), never the run's
+# composed config: these modules alone turn it into settings, each for its own concern.
+CONFIG_READERS = {
+    "kdlab.teacher.recipe": "the teacher's recipe and output settings, read once from the run config",
+    "kdlab.teacher.cache": "the teacher cache key hashes the config content that shapes the weights (via the recipe)",
+    "kdlab.teacher.members": "composes each ensemble member's run config for kdlab.teacher.recipe",
+    "kdlab.datafree.settings": "checks kd.transfer and kd.generator and reads them into GeneratorSettings",
+    "kdlab.post.settings": "checks the post node and reads the fine-tunes' FinetuneSettings",
+    "kdlab.report.settings": "reads the report's ReportSettings from the run config (and kdlab-evaluate's)",
+    "kdlab.data.transfer": "rewrites the data node before it is built (transfer-set class exclusion)",
+}
+BELOW_THE_RUN_LAYER = {name for name, layer in LAYERS.items() if layer < LAYERS["run"]}
+
+
+def config_parameters(path: Path) -> list[str]:
+    """``function(parameter)`` for each parameter named ``cfg`` or annotated with ``DictConfig`` in ``path``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            arguments = node.args
+            for arg in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]:
+                annotation = ast.unparse(arg.annotation) if arg.annotation is not None else ""
+                if arg.arg == "cfg" or "DictConfig" in annotation:
+                    found.append(f"{node.name}({arg.arg})")
+    return found
+
+
+def test_config_parameters_finds_cfg_and_dictconfig(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text("def f(cfg, x: int): ...\ndef g(node: 'DictConfig | None'): ...\ndef h(node: Node): ...\n")
+    assert config_parameters(source) == ["f(cfg)", "g(node)"]
+
+
+def test_the_config_stays_at_the_top() -> None:
+    """Below the run layer a module is read and tested without a composed config: no parameter is one."""
+    assert set(CONFIG_READERS) <= set(modules()), set(CONFIG_READERS) - set(modules())
+    found = [
+        f"{name}.{where}"
+        for name, path in modules().items()
+        if concern(name) in BELOW_THE_RUN_LAYER and name not in CONFIG_READERS
+        for where in config_parameters(path)
+    ]
+    assert not found, "below the run layer, take typed settings instead of the config:\n" + "\n".join(sorted(found))

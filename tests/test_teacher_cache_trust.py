@@ -29,6 +29,7 @@ from kdlab.run import run
 from kdlab.teacher import TeacherSource, prepare_teacher, teacher_recipe
 from kdlab.teacher.cache import TEACHERS, entry_lock, entry_path, teacher_cache_key
 from kdlab.teacher.output_cache import teacher_outputs_plan
+from kdlab.teacher.recipe import outputs_settings
 from kdlab.teacher.single import flag_chance_level
 from kdlab.training.teacher_outputs import TeacherTaps
 
@@ -95,7 +96,7 @@ def test_names_from_configs_stay_inside_the_cache(tmp_path: Path, _isolated_cach
     data = build(cfg.data)
     teacher = build_model(cfg.teacher.model, num_classes=10, in_chans=1, role="teacher")
     source = prepare_teacher(teacher, teacher_recipe(cfg), data, tmp_path / "run")
-    outputs = teacher_outputs_plan(cfg, teacher, data, TeacherTaps())
+    outputs = teacher_outputs_plan(outputs_settings(cfg), teacher, data, TeacherTaps())
     for path, kind in ((source.path, "teachers"), (outputs.path, "teacher_outputs")):
         assert path.parent == _isolated_cache / kind and path.name.startswith("escaped_x-"), path
         assert path.with_suffix(".json").is_file()
@@ -248,7 +249,7 @@ def _fill_cache(monkeypatch, tmp_path: Path) -> list[TeacherSource]:
         data = build(cfg.data)
         teacher = build_model(cfg.teacher.model, num_classes=10, in_chans=1, role="teacher")
         sources.append(prepare_teacher(teacher, teacher_recipe(cfg), data, tmp_path))
-    teacher_outputs_plan(cfg, teacher, data, TeacherTaps())
+    teacher_outputs_plan(outputs_settings(cfg), teacher, data, TeacherTaps())
     return sources
 
 

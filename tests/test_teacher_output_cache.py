@@ -23,6 +23,7 @@ from kdlab.run.single import teacher_test_metrics
 from kdlab.teacher import output_cache as teacher_output_cache
 from kdlab.teacher.cache import teacher_cache_key
 from kdlab.teacher.output_cache import load_table, output_cache_key, teacher_outputs_plan
+from kdlab.teacher.recipe import outputs_settings
 from kdlab.terms import RKD, FitNetHints, PairSpec, SoftTargets
 from kdlab.training.evaluator import evaluate_model
 from kdlab.training.module import DistillationModule
@@ -61,11 +62,14 @@ def test_key_changes_with_teacher_data_and_transform() -> None:
 def test_changed_teacher_or_transform_is_recomputed(tmp_path: Path) -> None:
     cfg = compose_config(*FAST)
     data, teacher = build(cfg.data), tiny()
-    first = teacher_outputs_plan(cfg, teacher, data, TeacherTaps())
-    assert first.source == "computed" and teacher_outputs_plan(cfg, teacher, data, TeacherTaps()).source == "cache"
-    other = teacher_outputs_plan(cfg, tiny(seed=1), data, TeacherTaps())
+    first = teacher_outputs_plan(outputs_settings(cfg), teacher, data, TeacherTaps())
+    assert (
+        first.source == "computed"
+        and teacher_outputs_plan(outputs_settings(cfg), teacher, data, TeacherTaps()).source == "cache"
+    )
+    other = teacher_outputs_plan(outputs_settings(cfg), tiny(seed=1), data, TeacherTaps())
     resized = compose_config(*FAST, "data.image_size=16")
-    moved = teacher_outputs_plan(resized, teacher, build(resized.data), TeacherTaps())
+    moved = teacher_outputs_plan(outputs_settings(resized), teacher, build(resized.data), TeacherTaps())
     assert other.source == moved.source == "computed"
     assert len({first.path, other.path, moved.path}) == 3
     assert not torch.equal(first.table.tensors()["logits_train"], other.table.tensors()["logits_train"])
@@ -91,7 +95,7 @@ def test_bad_mode_and_corrupt_file_are_config_errors(tmp_path: Path) -> None:
         run(compose_config(*FAST, "kd.cache_teacher=sometimes"), tmp_path)
     cfg = compose_config(*FAST)
     data, teacher = build(cfg.data), tiny()
-    path = teacher_outputs_plan(cfg, teacher, data, TeacherTaps()).path
+    path = teacher_outputs_plan(outputs_settings(cfg), teacher, data, TeacherTaps()).path
     path.write_bytes(b"not a torch file")
     with pytest.raises(ConfigError, match=re.escape(f"teacher output cache {path} is corrupt")):
         load_table(path, data, TeacherTaps())
@@ -100,9 +104,13 @@ def test_bad_mode_and_corrupt_file_are_config_errors(tmp_path: Path) -> None:
 def test_tables_too_large_for_memory_run_online(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(teacher_output_cache, "MAX_TABLE_BYTES", 1000)
     data, teacher = build(compose_config(*FAST).data), tiny()
-    assert teacher_outputs_plan(compose_config(*FAST), teacher, data, TeacherTaps()).source == "online"
+    assert (
+        teacher_outputs_plan(outputs_settings(compose_config(*FAST)), teacher, data, TeacherTaps()).source == "online"
+    )
     with pytest.raises(ConfigError, match="GiB"):
-        teacher_outputs_plan(compose_config(*FAST, "kd.cache_teacher=true"), teacher, data, TeacherTaps())
+        teacher_outputs_plan(
+            outputs_settings(compose_config(*FAST, "kd.cache_teacher=true")), teacher, data, TeacherTaps()
+        )
 
 
 class LossRecorder(pl.Callback):
@@ -121,7 +129,11 @@ def first_losses(cfg, data, teacher: torch.nn.Module, cached: bool, tmp_path: Pa
         embedding_dim(student), embedding_dim(teacher), 10, data.num_train,
     )  # fmt: skip
     terms = {"soft": SoftTargets(pair, 4.0), "hints": FitNetHints(pair, [1, -1]), "rkd": RKD(pair)}
-    table = teacher_outputs_plan(cfg, teacher, data, TeacherTaps.of(terms.values())).table if cached else None
+    table = (
+        teacher_outputs_plan(outputs_settings(cfg), teacher, data, TeacherTaps.of(terms.values())).table
+        if cached
+        else None
+    )
     weights = {"kd": 0.5, "hint": 1.0, "rkd_distance": 1.0, "rkd_angle": 1.0}
     module = DistillationModule(
         student, 10, teacher=teacher, terms=terms, weights=weights, alpha=0.5, teacher_outputs=table,
@@ -153,7 +165,9 @@ def test_cached_and_online_runs_have_the_same_first_losses(tmp_path: Path) -> No
 def test_every_kd_method_has_a_valid_cache_switch(kd: str) -> None:
     cfg = compose_config(f"kd={kd}")
     assert cfg.kd.cache_teacher in ("auto", True, False)
-    assert teacher_output_cache.cache_mode(cfg) == (cfg.kd.cache_teacher is not False)  # data.augment=none
+    assert teacher_output_cache.cache_mode(outputs_settings(cfg)) == (
+        cfg.kd.cache_teacher is not False
+    )  # data.augment=none
 
 
 def test_a_kd_files_own_cache_switch_wins_over_the_default(tmp_path: Path) -> None:
@@ -199,7 +213,7 @@ def test_teacher_test_metrics_from_the_table_equal_a_test_pass() -> None:
     """The cached test logits stand in for the teacher's test pass only when the whole test split is tested."""
     cfg = compose_config(*FAST, "trainer.limit_test_batches=1.0")
     data, teacher = build(cfg.data), tiny().eval()
-    table = teacher_outputs_plan(cfg, teacher, data, TeacherTaps()).table
+    table = teacher_outputs_plan(outputs_settings(cfg), teacher, data, TeacherTaps()).table
     from_table = teacher_test_metrics(teacher, data, table, cfg.trainer)
     tested = evaluate_model(teacher, data, cfg.trainer)
     assert from_table["test/acc"] == pytest.approx(tested["test/acc"], abs=1e-6)

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
 from torch import Tensor, nn
 from torchvision.utils import make_grid, save_image
 
@@ -39,24 +38,29 @@ class DataFreeTransfer:
 
 
 def data_free_transfer(
-    cfg: DictConfig, teacher: nn.Module, real: InMemoryDataModule, out_dir: Path
+    settings: GeneratorSettings,
+    seed: int,
+    accelerator: str,
+    teacher: nn.Module,
+    real: InMemoryDataModule,
+    out_dir: Path,
 ) -> DataFreeTransfer:
     """Train DAFL's generator against the trained ``teacher`` (or reuse ``generator.pt`` from this run folder) and
-    return the data module the student distils on. ``real``'s training split is never read here."""
-    settings = GeneratorSettings.of(cfg.kd)
+    return the data module the student distils on. ``real``'s training split is never read here. ``seed`` is the
+    run's; ``accelerator`` is ``trainer.accelerator``, which decides whether the generator trains on the GPU."""
     channels, size = int(real.val.images.shape[1]), real.image_size
     generator = DAFLGenerator(settings.latent_dim, size, channels, settings.width)
-    device = _device(cfg, teacher)
+    device = _device(accelerator, teacher)
     path, history, source = out_dir / GENERATOR_FILE, SynthesisHistory(), "run folder"
     if path.is_file():  # a resumed run keeps the generator it started with
         generator.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         history.rows = _read_history(out_dir / HISTORY_FILE)
     else:
-        torch.manual_seed(int(cfg.seed))  # the generator's init
-        history, source = train_generator(generator, teacher, settings, int(cfg.seed), device), "trained"
+        torch.manual_seed(seed)  # the generator's init
+        history, source = train_generator(generator, teacher, settings, seed, device), "trained"
         _write_history(out_dir / HISTORY_FILE, history)
         atomic_write(path, lambda handle: torch.save(generator.state_dict(), handle))
-    datamodule = GeneratedDataModule(real, generator, teacher, settings.student_steps_per_epoch, int(cfg.seed))
+    datamodule = GeneratedDataModule(real, generator, teacher, settings.student_steps_per_epoch, seed)
     samples = datamodule.synthesise(torch.arange(SHARE_SAMPLES), -1, device)
     grid = save_grid(out_dir / GRID_FILE, samples, real, settings.grid_images)
     generator.to("cpu"), teacher.to("cpu")  # Lightning places both models itself
@@ -72,9 +76,9 @@ def data_free_transfer(
     return DataFreeTransfer(datamodule, history, metrics, grid)
 
 
-def _device(cfg: DictConfig, teacher: nn.Module) -> torch.device:
+def _device(accelerator: str, teacher: nn.Module) -> torch.device:
     """The GPU when the trainer may use one (``trainer.accelerator`` auto/gpu/cuda), else the teacher's device."""
-    if torch.cuda.is_available() and str(cfg.trainer.get("accelerator", "auto")) in ("auto", "gpu", "cuda"):
+    if torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda"):
         return torch.device("cuda")
     return next(teacher.parameters()).device
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import difflib
 
 import timm
-from omegaconf import DictConfig
 from torch import nn
 
 from kdlab.errors import ConfigError
-from kdlab.instantiate import build
+from kdlab.instantiate import Node, build
 
 
 def check_timm_name(name: str, role: str) -> None:
@@ -21,7 +20,7 @@ def check_timm_name(name: str, role: str) -> None:
     raise ConfigError(f"unknown {role} model '{name}': not a timm model name{hint}")
 
 
-def build_model(model_cfg: DictConfig, num_classes: int, in_chans: int, role: str) -> nn.Module:
+def build_model(model_cfg: Node, num_classes: int, in_chans: int, role: str) -> nn.Module:
     """Instantiate ``model_cfg`` (a ``_partial_`` node) with the data set's class and channel counts."""
     if model_cfg.get("_target_") == "timm.create_model":
         check_timm_name(str(model_cfg.model_name), role)

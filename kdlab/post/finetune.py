@@ -16,20 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
-from omegaconf import DictConfig
 from torch import nn
 
 from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.errors import ConfigError
-from kdlab.instantiate import build_optim
+from kdlab.instantiate import Node, build_optim
 from kdlab.post.prune import apply_pruning, make_pruning_permanent
 from kdlab.post.quantize import convert_qat, fake_quantizers, prepare_qat
+from kdlab.post.settings import FinetuneSettings
 from kdlab.training.module import DistillationModule
 from kdlab.training.trainer import make_trainer
 
 
 def prune_and_distil(
-    module: DistillationModule, cfg: DictConfig, datamodule: InMemoryDataModule, root: Path
+    module: DistillationModule, settings: FinetuneSettings, datamodule: InMemoryDataModule, root: Path
 ) -> nn.Module:
     """A pruned copy of ``module.student``: ``post.prune`` of its conv/linear weights zeroed by global magnitude, then
     ``post.prune_finetune_epochs`` epochs of the run's distillation (same teacher, terms, weights and alpha).
@@ -37,10 +37,12 @@ def prune_and_distil(
     The masks stay attached during the fine-tune, so pruned weights cannot grow back; they are baked in at the end.
     The learning rate is ``optim.optimizer.lr × post.prune_finetune_lr_factor``, constant (no scheduler).
     """
-    pruned = apply_pruning(copy.deepcopy(module.student).cpu(), float(cfg.post.prune))
-    epochs = int(cfg.post.get("prune_finetune_epochs", 0))
+    if settings.prune is None:
+        raise ValueError("prune_and_distil needs post.prune")
+    pruned = apply_pruning(copy.deepcopy(module.student).cpu(), settings.prune)
+    epochs, lr_factor = settings.prune_finetune_epochs, settings.prune_finetune_lr_factor
     if epochs > 0:
-        _fine_tune(pruned, module, cfg, datamodule, root, epochs, "prune_finetune_lr_factor", with_teacher=True)
+        _fine_tune(pruned, module, settings, datamodule, root, epochs, lr_factor, with_teacher=True)
     return make_pruning_permanent(pruned.cpu())
 
 
@@ -55,14 +57,14 @@ class QatResult:
 
 
 def qat_and_distil(
-    module: DistillationModule, cfg: DictConfig, datamodule: InMemoryDataModule, root: Path
+    module: DistillationModule, settings: FinetuneSettings, datamodule: InMemoryDataModule, root: Path
 ) -> QatResult:
     """Quantization-aware fine-tune of ``module.student`` for ``post.qat_epochs``, then conversion to int8.
 
     With ``post.qat_teacher`` the run's distillation continues (same teacher, terms, weights, alpha); without, it is
     cross-entropy only (the ablation). The lr is ``optim.optimizer.lr × post.qat_lr_factor``, constant.
     """
-    with_teacher = bool(cfg.post.get("qat_teacher", True)) and module.teacher is not None
+    with_teacher = settings.qat_teacher and module.teacher is not None
     if with_teacher and (module.student_stages or module.needs_embedding):
         raise ConfigError(
             f"post.quantize=qat distils through the logits only; the kd terms {sorted(module.terms)} include feature "
@@ -71,8 +73,8 @@ def qat_and_distil(
     example = next(iter(datamodule.model_batches("train")))["image"].cpu()
     prepared = prepare_qat(module.student, example)
     before = [p.detach().clone() for p in prepared.parameters()]
-    epochs = int(cfg.post.qat_epochs)
-    _fine_tune(prepared, module, cfg, datamodule, root, epochs, "qat_lr_factor", with_teacher=with_teacher)
+    epochs, lr_factor = settings.qat_epochs, settings.qat_lr_factor
+    _fine_tune(prepared, module, settings, datamodule, root, epochs, lr_factor, with_teacher=with_teacher)
     change = max(
         float((p.detach().cpu() - b).norm() / b.norm().clamp_min(1e-12))
         for p, b in zip(prepared.parameters(), before, strict=True)
@@ -83,11 +85,11 @@ def qat_and_distil(
 def _fine_tune(
     student: nn.Module,
     module: DistillationModule,
-    cfg: DictConfig,
+    settings: FinetuneSettings,
     datamodule: InMemoryDataModule,
     root: Path,
     epochs: int,
-    lr_factor_key: str,
+    lr_factor: float,
     *,
     with_teacher: bool,
 ) -> None:
@@ -95,16 +97,16 @@ def _fine_tune(
     finetune = DistillationModule(
         student,
         datamodule.num_classes,
-        optimizer=_finetune_optimizer(cfg, lr_factor_key),
+        optimizer=_finetune_optimizer(settings.optim, lr_factor),
         scheduler=None,
         teacher=module.teacher if with_teacher else None,
         terms=copy.deepcopy(dict(module.terms)) if with_teacher else None,
-        weights=cfg.kd.weights if with_teacher else None,
-        alpha=cfg.kd.alpha if with_teacher else 0.0,
+        weights=settings.kd_weights if with_teacher else None,
+        alpha=settings.kd_alpha if with_teacher else 0.0,
     )
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    pl.seed_everything(settings.seed, workers=True, verbose=False)
     trainer = make_trainer(
-        cfg.trainer,
+        settings.trainer,
         root,
         quiet=True,
         max_epochs=epochs,
@@ -115,9 +117,9 @@ def _fine_tune(
     trainer.fit(finetune, datamodule=datamodule)
 
 
-def _finetune_optimizer(cfg: DictConfig, lr_factor_key: str) -> functools.partial:
-    factory = build_optim(cfg.optim)["optimizer"]
-    lr = cfg.optim.optimizer.get("lr")
+def _finetune_optimizer(optim: Node, lr_factor: float) -> functools.partial:
+    factory = build_optim(optim)["optimizer"]
+    lr = optim.optimizer.get("lr")
     if lr is None:
         return factory
-    return functools.partial(factory, lr=float(lr) * float(cfg.post.get(lr_factor_key, 1.0)))
+    return functools.partial(factory, lr=float(lr) * lr_factor)

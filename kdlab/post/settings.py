@@ -1,13 +1,18 @@
-"""Early checks of the ``post`` config node, so a typo fails in a second instead of after training."""
+"""Early checks of the ``post`` config node, so a typo fails in a second instead of after training, and the
+settings the post fine-tunes read from the run config (once, where the report is set up)."""
 
 from __future__ import annotations
 
 import importlib.util
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from omegaconf import DictConfig
+
 from kdlab.errors import ConfigError
+from kdlab.instantiate import Node
 
 QUANTIZE_CHOICES = (None, "int8", "qat")
 EXPORT_CHOICES = (None, "onnx")
@@ -44,6 +49,43 @@ def check_post_config(post: Mapping[str, Any] | None) -> None:
     for package in EXPORT_PACKAGES.get(export, ()):
         if importlib.util.find_spec(package) is None:
             raise ConfigError(f"post.export={export} needs the '{package}' package: pip install 'kdlab[export]'")
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """What the post fine-tunes (prune-then-distil, QAT) take from the run: its distillation mix, optimiser, Trainer
+    and seed, plus each fine-tune's length and learning-rate factor (``post.*``)."""
+
+    prune: float | None
+    prune_finetune_epochs: int
+    prune_finetune_lr_factor: float
+    qat_epochs: int
+    qat_teacher: bool
+    qat_lr_factor: float
+    kd_weights: Any  # kd.weights, as DistillationModule takes them
+    kd_alpha: Any  # kd.alpha, likewise
+    seed: int
+    optim: Node  # the run's optimiser + scheduler node; the fine-tunes use its optimiser at a scaled lr
+    trainer: Node  # the run's Trainer node; the fine-tunes override the epochs and switch off validation
+
+
+def finetune_settings(cfg: DictConfig) -> FinetuneSettings:
+    """The fine-tunes' settings from a composed run config (a missing ``post`` node: the defaults below)."""
+    post = cfg.get("post") or {}
+    prune = post.get("prune")
+    return FinetuneSettings(
+        prune=None if prune is None else float(prune),
+        prune_finetune_epochs=int(post.get("prune_finetune_epochs", 0)),
+        prune_finetune_lr_factor=float(post.get("prune_finetune_lr_factor", 1.0)),
+        qat_epochs=int(post.get("qat_epochs", 1)),
+        qat_teacher=bool(post.get("qat_teacher", True)),
+        qat_lr_factor=float(post.get("qat_lr_factor", 1.0)),
+        kd_weights=cfg.kd.weights,
+        kd_alpha=cfg.kd.alpha,
+        seed=int(cfg.seed),
+        optim=cfg.optim,
+        trainer=cfg.trainer,
+    )
 
 
 def _is_number(value: Any) -> bool:

@@ -12,20 +12,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
 from torch import nn
 
 from kdlab import result_keys
 from kdlab.errors import ConfigError
 from kdlab.models import build_model
 from kdlab.models.files import load_into
+from kdlab.report.settings import ReportSettings
 
 log = logging.getLogger(__name__)
-
-
-def is_baseline_config(cfg: DictConfig) -> bool:
-    """True for a run without distillation (no terms, alpha 0): it is itself the baseline."""
-    return not cfg.kd.get("terms") and float(cfg.kd.get("alpha", 0.0)) == 0.0
 
 
 def find_baseline_run(run_dir: Path, student_name: str, data_name: str, seed: int) -> Path | None:
@@ -43,16 +38,18 @@ def find_baseline_run(run_dir: Path, student_name: str, data_name: str, seed: in
     return Path(min(candidates)[1]) if candidates else None
 
 
-def load_baseline(run_dir: Path, cfg: DictConfig, num_classes: int, in_chans: int, data_name: str) -> nn.Module | None:
+def load_baseline(
+    run_dir: Path, settings: ReportSettings, num_classes: int, in_chans: int, data_name: str
+) -> nn.Module | None:
     """A fresh student filled with the sweep's baseline weights, or None when there is none (or it does not load)."""
-    if is_baseline_config(cfg):
+    if settings.is_baseline:
         return None
-    job = find_baseline_run(run_dir, cfg.student.name, data_name, cfg.seed)
+    job = find_baseline_run(run_dir, settings.student_name, data_name, settings.seed)
     if job is None:
         return None
-    model = build_model(cfg.student.model, num_classes=num_classes, in_chans=in_chans, role="student")
+    model = build_model(settings.student_model, num_classes=num_classes, in_chans=in_chans, role="student")
     try:
-        load_into(model, job / "student.pt", cfg.student.name, num_classes, in_chans)
+        load_into(model, job / "student.pt", settings.student_name, num_classes, in_chans)
     except ConfigError as error:
         log.warning("baseline run %s not used: %s", job, error)
         return None

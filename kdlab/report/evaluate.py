@@ -34,6 +34,8 @@ from kdlab.models.files import load_into
 from kdlab.paths import config_dir
 from kdlab.post.settings import check_post_config
 from kdlab.report.run_report import build_report, is_report_key
+from kdlab.report.settings import EvaluationLogSettings, ReportSettings, evaluation_log_settings, report_settings
+from kdlab.terms.base import DistillationTerm
 from kdlab.terms.pairing import build_terms
 from kdlab.tracking import (
     artifact_name,
@@ -85,33 +87,37 @@ def evaluate_run(run_dir: str | Path, overrides: Sequence[str] = ()) -> dict[str
     load_into(student, run_dir / "student.pt", cfg.student.name, **shape)
     teacher = build_model(cfg.teacher.model, role="teacher", **shape)
     load_into(teacher, _teacher_path(results), cfg.teacher.name, **shape)
-    module = _distillation_module(cfg, student, teacher, datamodule)
-    _, flat = build_report(cfg, run_dir, module, datamodule, reuse_pruned=True)
+    settings = report_settings(cfg)
+    names = {"student_name": settings.student_name, "teacher_name": settings.teacher_name}
+    terms = build_terms(cfg.kd.terms, student, teacher, datamodule, **names) if _fine_tunes(settings) else {}
+    module = _distillation_module(settings, terms, student, teacher, datamodule)
+    _, flat = build_report(settings, run_dir, module, datamodule, reuse_pruned=True)
     kept = {key: value for key, value in results.items() if not is_report_key(key)}
     kept["config"] = {**results["config"], "post": OmegaConf.to_container(cfg.post, resolve=True)}
     write_json(run_dir / "results.json", {**kept, **flat, result_keys.REPORT_SOURCE: "kdlab.report.evaluate"})
-    log_evaluation(cfg, run_dir, results, flat)
+    log_evaluation(evaluation_log_settings(cfg), run_dir, results, flat)
     return flat
 
 
-def log_evaluation(cfg: DictConfig, run_dir: Path, results: dict[str, Any], flat: dict[str, Any]) -> None:
+def log_evaluation(
+    settings: EvaluationLogSettings, run_dir: Path, results: dict[str, Any], flat: dict[str, Any]
+) -> None:
     """With a W&B logger: a ``job_type=evaluate`` run (folder ``<run dir>/evaluate/``) whose input is the run's
     student artifact, holding the post settings, the redrawn ``report.png`` and the new numbers in its summary."""
-    if not is_wandb(cfg.get("logger")):
+    if not is_wandb(settings.logger):
         return
     choices = results.get("choices") or {  # as kdlab.run.wandb_run named the run when Hydra was not there
-        "kd": ",".join(cfg.kd.terms or {}) or "none", "teacher": cfg.teacher.name, "student": cfg.student.name
+        "kd": ",".join(settings.kd_terms) or "none", "teacher": settings.teacher_name, "student": settings.student_name
     }  # fmt: skip
-    producer = run_name(choices, int(cfg.seed))  # the distilling run's name, which its student artifact carries
+    producer = run_name(choices, settings.seed)  # the distilling run's name, which its student artifact carries
     save_dir = run_dir / "evaluate"
     save_dir.mkdir(exist_ok=True)
-    tags = run_tags(cfg.get("tags"), ["evaluate"])
-    logger = build(cfg.logger, save_dir=str(save_dir), name=f"evaluate-{producer}", job_type="evaluate", tags=tags)
+    tags = run_tags(settings.tags, ["evaluate"])
+    logger = build(settings.logger, save_dir=str(save_dir), name=f"evaluate-{producer}", job_type="evaluate", tags=tags)
     try:
         run = logger.experiment
-        post = OmegaConf.to_container(cfg.post, resolve=True)
-        log_config(run, {**flat_config({"post": post}), "source_run": str(run_dir)})
-        metadata = {"student": str(cfg.student.name), "teacher": str(cfg.teacher.name), "seed": int(cfg.seed)}
+        log_config(run, {**flat_config({"post": settings.post}), "source_run": str(run_dir)})
+        metadata = {"student": settings.student_name, "teacher": settings.teacher_name, "seed": settings.seed}
         use_input_model(run, artifact_name("student", producer), run_dir / "student.pt", metadata)
         log_image(run, "report/plot", run_dir / "report.png")
         update_summary(run, flat)
@@ -195,21 +201,27 @@ def _teacher_path(results: dict[str, Any]) -> Path:
     return Path(path)
 
 
+def _fine_tunes(settings: ReportSettings) -> bool:
+    """The pruning and QAT fine-tunes train the student again, with fresh terms; the other post steps never do."""
+    return settings.finetune.prune is not None or settings.quantize == "qat"
+
+
 def _distillation_module(
-    cfg: DictConfig, student: nn.Module, teacher: nn.Module, datamodule: InMemoryDataModule
+    settings: ReportSettings,
+    terms: dict[str, DistillationTerm],
+    student: nn.Module,
+    teacher: nn.Module,
+    datamodule: InMemoryDataModule,
 ) -> DistillationModule:
-    """The run's distillation setup again: only the pruning and QAT fine-tunes train it, with fresh terms."""
-    terms = {}
-    if cfg.post.get("prune") is not None or cfg.post.get("quantize") == "qat":
-        terms = build_terms(cfg, student, teacher, datamodule)
+    """The run's distillation setup again: only the pruning and QAT fine-tunes train it."""
     return DistillationModule(
         student,
         datamodule.num_classes,
         teacher=teacher,
         terms=terms,
-        weights=cfg.kd.weights if terms else {},
-        alpha=cfg.kd.alpha,
-        **build_optim(cfg.optim),
+        weights=settings.finetune.kd_weights if terms else {},
+        alpha=settings.finetune.kd_alpha,
+        **build_optim(settings.finetune.optim),
     )
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
 from rich.console import Console
 from torch import nn
@@ -42,6 +41,7 @@ from kdlab.report.inheritance import (
     plot_confusion_matrices,
 )
 from kdlab.report.plots import plot_accuracy_vs_cost
+from kdlab.report.settings import ReportSettings
 from kdlab.report.table import LARGE_BATCH, ModelReport, add_ratios, compression_report, render_table, report_to_dict
 from kdlab.training.module import DistillationModule
 
@@ -56,21 +56,25 @@ Models = dict[str, tuple[nn.Module, str]]
 
 
 def finish_report(
-    cfg: DictConfig, out_dir: Path, module: DistillationModule, datamodule: InMemoryDataModule, logger: Any = None
+    settings: ReportSettings,
+    out_dir: Path,
+    module: DistillationModule,
+    datamodule: InMemoryDataModule,
+    logger: Any = None,
 ) -> dict[str, Any]:
     """Measure the run's models, run the ``post`` steps, print the table, write ``report.png`` and log the table to
     W&B when ``logger`` is a WandbLogger. Returns flat metrics (``report/<role>/<field>``, ``post/…``) to merge
     into results.json; the pipeline's own logging then sends the numbers to the logger's summary."""
     if rank_zero_only.rank != 0:  # plain DDP runs the pipeline on every rank; one report, timed without contention
         return {}
-    rows, flat = build_report(cfg, Path(out_dir), module, datamodule)
+    rows, flat = build_report(settings, Path(out_dir), module, datamodule)
     _log_wandb_table(logger, rows)
     log_confusion_image(logger, Path(flat[result_keys.CONFUSION_PLOT]))
     return flat
 
 
 def build_report(
-    cfg: DictConfig,
+    settings: ReportSettings,
     run_dir: Path,
     module: DistillationModule,
     datamodule: InMemoryDataModule,
@@ -79,28 +83,26 @@ def build_report(
 ) -> tuple[list[ModelReport], dict[str, Any]]:
     """Rows with ratios, and their flat form; ``reuse_pruned`` loads ``student-pruned.pt`` when it matches ``post``."""
     started = time.perf_counter()
-    post = cfg.get("post") or {}
     student = module.student.cpu()
     models: Models = {}
     if module.teacher is not None:  # teacher=none (self-distillation): ratios are against the baseline or student
-        models["teacher"] = (module.teacher.model.cpu(), cfg.teacher.name)
+        models["teacher"] = (module.teacher.model.cpu(), settings.teacher_name)
     shape = {"num_classes": datamodule.num_classes, "in_chans": datamodule.in_chans}
-    baseline = load_baseline(run_dir, cfg, data_name=datamodule.name, **shape)
+    baseline = load_baseline(run_dir, settings, data_name=datamodule.name, **shape)
     if baseline is not None:
-        models["baseline"] = (baseline, cfg.student.name)
-    models["student"] = (student, cfg.student.name)
+        models["baseline"] = (baseline, settings.student_name)
+    models["student"] = (student, settings.student_name)
     test_batches = list(datamodule.model_batches("test"))
     input_shape = datamodule.input_shape
     extras: dict[str, Any] = {}
-    if post.get("quantize") in ("int8", "qat"):
-        _run_step("int8", extras, lambda: _add_int8(models, student, cfg, datamodule))
-    if post.get("quantize") == "qat":
-        _run_step("qat", extras, lambda: _add_qat(models, module, cfg, datamodule, run_dir))
-    if post.get("prune") is not None:
-        _run_step("prune", extras, lambda: _add_pruned(models, module, cfg, datamodule, run_dir, reuse_pruned))
-    if post.get("export") == "onnx":
+    if settings.quantize in ("int8", "qat"):
+        _run_step("int8", extras, lambda: _add_int8(models, student, settings, datamodule))
+    if settings.quantize == "qat":
+        _run_step("qat", extras, lambda: _add_qat(models, module, settings, datamodule, run_dir))
+    if settings.finetune.prune is not None:
+        _run_step("prune", extras, lambda: _add_pruned(models, module, settings, datamodule, run_dir, reuse_pruned))
+    if settings.export == "onnx":
         _run_step("export", extras, lambda: _export_onnx(student, input_shape, test_batches, run_dir))
-    latency = post.get("latency") or {}
     fp32 = {role: predict_logits(model.cpu(), test_batches) for role, (model, _) in models.items() if role in ROLES}
     targets = fp32["student"][1]
     on_cpu = {role: (model if is_quantized(model) else model.cpu(), name) for role, (model, name) in models.items()}
@@ -109,9 +111,9 @@ def build_report(
         test_batches,
         input_shape,
         datamodule.num_classes,
-        threads=latency.get("threads"),
-        warmup=int(latency.get("warmup", 5)),
-        repeats=int(latency.get("repeats", 20)),
+        threads=settings.latency_threads,
+        warmup=settings.latency_warmup,
+        repeats=settings.latency_repeats,
         logits=fp32,
     )
     rows = add_ratios(measured, reference_role=next(iter(models)))
@@ -213,23 +215,27 @@ def _run_step(name: str, extras: dict[str, Any], step: Callable[[], dict[str, An
         extras[f"post/{name}_error"] = f"{type(error).__name__}: {error}"
 
 
-def _add_int8(models: Models, student: nn.Module, cfg: DictConfig, datamodule: InMemoryDataModule) -> dict[str, Any]:
-    count = int(cfg.post.get("calibration_batches", 16))
-    int8 = quantize_int8(student, _calibration_batches(datamodule, count, cfg.seed), max_calibration_batches=count)
+def _add_int8(
+    models: Models, student: nn.Module, settings: ReportSettings, datamodule: InMemoryDataModule
+) -> dict[str, Any]:
+    count = settings.calibration_batches
+    batches = _calibration_batches(datamodule, count, settings.seed)
+    int8 = quantize_int8(student, batches, max_calibration_batches=count)
     mode = quantization_mode(int8)
-    models["student+int8"] = (int8, f"{cfg.student.name} int8 (PTQ)")
+    models["student+int8"] = (int8, f"{settings.student_name} int8 (PTQ)")
     return {"post/int8_mode": mode}
 
 
 def _add_qat(
-    models: Models, module: DistillationModule, cfg: DictConfig, datamodule: InMemoryDataModule, run_dir: Path
+    models: Models, module: DistillationModule, settings: ReportSettings, datamodule: InMemoryDataModule, run_dir: Path
 ) -> dict[str, Any]:
     """The row "student + int8 (QAT + KD)", or "(QAT)" for the no-teacher ablation, beside the PTQ row."""
-    result = qat_and_distil(module, cfg, datamodule, run_dir / "post-qat")
+    result = qat_and_distil(module, settings.finetune, datamodule, run_dir / "post-qat")
     recipe = "QAT + KD" if result.with_teacher else "QAT"
-    models["student+int8-qat"] = (result.model, f"{cfg.student.name} int8 ({recipe}, {cfg.post.qat_epochs} ep)")
+    epochs = settings.finetune.qat_epochs
+    models["student+int8-qat"] = (result.model, f"{settings.student_name} int8 ({recipe}, {epochs} ep)")
     return {
-        "post/qat_epochs": int(cfg.post.qat_epochs),
+        "post/qat_epochs": epochs,
         "post/qat_teacher": result.with_teacher,
         "post/qat_fake_quantizers": result.fake_quantizers,
         "post/qat_weight_change": result.weight_change,
@@ -246,19 +252,19 @@ def _calibration_batches(datamodule: InMemoryDataModule, count: int, seed: int) 
 def _add_pruned(
     models: Models,
     module: DistillationModule,
-    cfg: DictConfig,
+    settings: ReportSettings,
     datamodule: InMemoryDataModule,
     run_dir: Path,
     reuse: bool,
 ) -> dict[str, Any]:
-    amount, epochs = float(cfg.post.prune), int(cfg.post.get("prune_finetune_epochs", 0))
+    amount, epochs = settings.finetune.prune, settings.finetune.prune_finetune_epochs
     meta = {"prune": amount, "finetune_epochs": epochs}
     path = run_dir / PRUNED_FILE
-    pruned = _load_pruned(path, cfg, datamodule, meta) if reuse else None
+    pruned = _load_pruned(path, settings, datamodule, meta) if reuse else None
     if pruned is None:
-        pruned = prune_and_distil(module, cfg, datamodule, run_dir / "post")
-        save_model(path, pruned, cfg.student.name, datamodule.num_classes, datamodule.in_chans, **meta)
-    models["student+pruned"] = (pruned, f"{cfg.student.name} {100 * amount:g}% pruned +{epochs} ep KD")
+        pruned = prune_and_distil(module, settings.finetune, datamodule, run_dir / "post")
+        save_model(path, pruned, settings.student_name, datamodule.num_classes, datamodule.in_chans, **meta)
+    models["student+pruned"] = (pruned, f"{settings.student_name} {100 * amount:g}% pruned +{epochs} ep KD")
     return {
         "post/prune_amount": amount,
         "post/prune_finetune_epochs": epochs,
@@ -267,13 +273,13 @@ def _add_pruned(
     }
 
 
-def _load_pruned(path: Path, cfg: DictConfig, datamodule: InMemoryDataModule, meta: dict) -> nn.Module | None:
+def _load_pruned(path: Path, settings: ReportSettings, datamodule: InMemoryDataModule, meta: dict) -> nn.Module | None:
     """The pruned student saved by the run, when it was made with the same amount and fine-tune length."""
     if not path.is_file() or load_model_file(path).get("meta") != meta:
         return None
     shape = {"num_classes": datamodule.num_classes, "in_chans": datamodule.in_chans}
-    model = build_model(cfg.student.model, role="student", **shape)
-    load_into(model, path, cfg.student.name, **shape)
+    model = build_model(settings.student_model, role="student", **shape)
+    load_into(model, path, settings.student_name, **shape)
     return model
 
 

@@ -18,20 +18,22 @@ from torch import nn
 from kdlab import result_keys
 from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.data.transfer import data_source_config, omitted_classes, restrict_transfer_set
-from kdlab.datafree import DataFreeTransfer, data_free_transfer, log_synthesis, transfer_mode
+from kdlab.datafree import DataFreeTransfer, GeneratorSettings, data_free_transfer, log_synthesis, transfer_mode
 from kdlab.instantiate import build, build_optim
 from kdlab.measure.params import count_parameters
 from kdlab.models import build_model
 from kdlab.models.files import save_model
 from kdlab.report.omitted_bias import omitted_bias_metrics
 from kdlab.report.run_report import finish_report
+from kdlab.report.settings import report_settings
 from kdlab.run.results import hydra_choices, write_results
 from kdlab.run.summary import print_summary
 from kdlab.run.validate import has_teacher, validate_config
 from kdlab.run.wandb_run import finish_run, make_logger, start_run
+from kdlab.teacher.cache import teacher_seed
 from kdlab.teacher.output_cache import TeacherOutputsPlan, teacher_outputs_plan
 from kdlab.teacher.prepare import prepare_teacher
-from kdlab.teacher.recipe import teacher_recipe
+from kdlab.teacher.recipe import outputs_settings, teacher_recipe
 from kdlab.teacher.replay import replay_plan
 from kdlab.teacher.source import TeacherSource
 from kdlab.terms.pairing import build_terms
@@ -49,7 +51,7 @@ from kdlab.training.resume import (
     resume_mode,
     run_signature,
 )
-from kdlab.training.seeding import seeded, teacher_seed
+from kdlab.training.seeding import seeded
 from kdlab.training.speed import compile_model, to_channels_last, to_contiguous
 from kdlab.training.teacher_outputs import TeacherOutputTable, TeacherTaps
 from kdlab.training.trainer import leave_process_group, make_trainer
@@ -91,7 +93,8 @@ def set_up(cfg: DictConfig, out_dir: Path) -> RunSetup:
     if has_teacher(cfg):
         with seeded(teacher_seed(cfg)):  # the teacher's init and training follow teacher_seed only
             teacher = build_model(cfg.teacher.model, role="teacher", **shape)
-    terms = build_terms(cfg, student, teacher, datamodule)  # bad stages, dims, teacher=none fail here
+    names = {"student_name": str(cfg.student.name), "teacher_name": str(cfg.teacher.name)}
+    terms = build_terms(cfg.kd.terms, student, teacher, datamodule, **names)  # bad stages, dims, teacher=none fail
     optim = build_optim(cfg.optim)
     check_weights(terms, cfg.kd.weights, cfg.kd.alpha)
     signature = run_signature(cfg.student.name, cfg.teacher.name, **shape, terms=terms)
@@ -110,12 +113,15 @@ def set_up(cfg: DictConfig, out_dir: Path) -> RunSetup:
     restrict_transfer_set(datamodule, omitted)  # the student's training split only; the teacher saw every class
     data_free = None
     if teacher is not None and transfer_mode(cfg.kd) == "generator":  # from here on no real training image is read
-        data_free = data_free_transfer(cfg, teacher, datamodule, out_dir)
+        generator = GeneratorSettings.of(cfg.kd)
+        accelerator = str(cfg.trainer.get("accelerator", "auto"))
+        data_free = data_free_transfer(generator, int(cfg.seed), accelerator, teacher, datamodule, out_dir)
         datamodule = data_free.datamodule
     if teacher is not None:
         taps = TeacherTaps.of(terms.values())
         # replay (random augmentation, logits only) first; else the output cache (fixed inputs) or the teacher online
-        outputs = replay_plan(cfg, teacher, datamodule, taps) or teacher_outputs_plan(cfg, teacher, datamodule, taps)
+        plan = outputs_settings(cfg)
+        outputs = replay_plan(plan, teacher, datamodule, taps) or teacher_outputs_plan(plan, teacher, datamodule, taps)
         teacher_metrics = teacher_test_metrics(teacher, datamodule, outputs.table, cfg.trainer)
     return RunSetup(
         datamodule,
@@ -195,7 +201,7 @@ def run_single(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         student_path = save_model(out_dir / "student.pt", setup.student, cfg.student.name, **setup.shape)
         metrics[result_keys.STUDENT_CHECKPOINT] = str(student_path)
         metrics[result_keys.STUDENT_VAL_ACC] = float(final_val_acc) if final_val_acc is not None else None
-        metrics.update(finish_report(cfg, out_dir, module, setup.datamodule, logger))
+        metrics.update(finish_report(report_settings(cfg), out_dir, module, setup.datamodule, logger))
         if setup.omitted:  # Hinton et al. 2015 §3's bias fix, on the last epoch's weights like student/test_acc
             metrics.update(omitted_bias_metrics(setup.student, setup.datamodule, setup.omitted))
         # last: testing the best checkpoint loads its weights into the module

@@ -15,6 +15,7 @@ from kdlab.models.foreign import FORMATS as CHECKPOINT_FORMATS
 from kdlab.post.settings import check_post_config
 from kdlab.teacher.members import reject_teacher_list
 from kdlab.teacher.output_cache import cache_mode
+from kdlab.teacher.recipe import outputs_settings
 from kdlab.teacher.replay import ReplaySettings
 from kdlab.tracking import resolve_wandb_mode
 from kdlab.training.resume import resume_mode
@@ -108,7 +109,7 @@ def _check_teacher(cfg: DictConfig) -> None:
     if cfg.teacher.get("checkpoint") and not Path(cfg.teacher.checkpoint).is_file():
         raise ConfigError(f"teacher.checkpoint {cfg.teacher.checkpoint} does not exist")
     _check_teacher_files(cfg.teacher)
-    cache_mode(cfg)  # kd.cache_teacher: a bad value, or true with random augmentation
+    cache_mode(outputs_settings(cfg))  # kd.cache_teacher: a bad value, or true with random augmentation
 
 
 def _check_teacher_files(teacher: DictConfig) -> None:
@@ -152,7 +153,7 @@ def validate_config(cfg: DictConfig) -> None:
     _check_positive_int(cfg.trainer.get("max_epochs"), "trainer.max_epochs")
     if has_teacher(cfg):
         _check_teacher(cfg)
-    ReplaySettings.of(cfg)  # kd.replay: views, topk, max_gb
+    ReplaySettings.of(outputs_settings(cfg))  # kd.replay: views, topk, max_gb
     if cfg.get("logger") and cfg.logger.get("mode") is not None:
         resolve_wandb_mode(cfg.logger.mode)
     check_post_config(cfg.get("post"))

@@ -27,7 +27,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from kdlab.data.transfer import data_source_config
 from kdlab.io import write_json
-from kdlab.training.seeding import teacher_seed
 from kdlab.training.speed import resolve_precision
 
 log = logging.getLogger(__name__)
@@ -139,6 +138,12 @@ def remove_stale_temp_files(folder: Path, older_than_s: float = STALE_TEMP_SECON
     if removed:
         log.info("removed %d stale temp file(s) in %s", len(removed), folder)
     return removed
+
+
+def teacher_seed(cfg: DictConfig) -> int:
+    """``teacher_seed`` (defaults to ``seed``): fixing it distils every student seed of a sweep from one teacher."""
+    value = cfg.get("teacher_seed")
+    return int(cfg.seed if value is None else value)
 
 
 def teacher_phase(cfg: DictConfig) -> DictConfig:

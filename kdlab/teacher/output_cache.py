@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from kdlab.data.datamodule import InMemoryDataModule
@@ -43,13 +42,30 @@ class TeacherOutputsPlan:
     path: Path | None = None
 
 
-def cache_mode(cfg: DictConfig) -> bool:
+@dataclass(frozen=True)
+class OutputsSettings:
+    """How a run may get its teacher's outputs (``kd.cache_teacher``, ``kd.replay``) and what that depends on: the
+    data's augmentation, the student's epochs and process layout, and where the cache lives. Read from the run config
+    by :func:`kdlab.teacher.recipe.outputs_settings`."""
+
+    teacher_name: str
+    cache_teacher: Any  # kd.cache_teacher: auto | true | false | replay (checked by cache_mode)
+    augment: str  # data.augment: random augmentation rules the fixed-input cache out
+    replay_views: Any  # kd.replay.views, or trainer.max_epochs when null (checked by ReplaySettings.of)
+    replay_topk: Any  # kd.replay.topk
+    replay_max_gb: Any  # kd.replay.max_gb
+    devices: Any  # trainer.devices and trainer.strategy: replay serves one process only
+    strategy: str
+    cache_dir: str | None
+
+
+def cache_mode(settings: OutputsSettings) -> bool:
     """Resolve ``kd.cache_teacher`` (auto | true | false | replay) against ``data.augment``; a contradiction is a
     ConfigError."""
-    mode = cfg.kd.get("cache_teacher", "auto")
+    mode = settings.cache_teacher
     if not (mode in ("auto", "replay") or isinstance(mode, bool)):  # replay: kdlab.teacher.replay
         raise ConfigError(f"kd.cache_teacher must be auto, true, false or replay, got {mode!r}")
-    augment = cfg.data.get("augment", "none")
+    augment = settings.augment
     if mode is True and augment != "none":
         raise ConfigError(
             f"kd.cache_teacher=true needs deterministic inputs, but data.augment={augment} changes them every step; "
@@ -161,37 +177,37 @@ def _inputs_vary(datamodule) -> str | None:
 
 
 def teacher_outputs_plan(
-    cfg: DictConfig, teacher: nn.Module, datamodule: InMemoryDataModule, taps: TeacherTaps
+    settings: OutputsSettings, teacher: nn.Module, datamodule: InMemoryDataModule, taps: TeacherTaps
 ) -> TeacherOutputsPlan:
     """Load or compute the teacher-output table when ``kd.cache_teacher`` allows it, else plan to run online."""
     if (why := _inputs_vary(datamodule)) is not None:
-        if cfg.kd.get("cache_teacher") is True:
+        if settings.cache_teacher is True:
             raise ConfigError(f"kd.cache_teacher=true needs fixed inputs, but {why}; use kd.cache_teacher=auto")
         log.info("teacher outputs: online (%s)", why)
         return TeacherOutputsPlan("online")
-    if not cache_mode(cfg):
-        augment = cfg.data.get("augment", "none")
+    if not cache_mode(settings):
+        augment = settings.augment
         why = "kd.cache_teacher=false" if augment == "none" else f"data.augment={augment} changes the inputs every step"
         log.info("teacher outputs: online (%s)", why)
         return TeacherOutputsPlan("online")
     size = estimated_bytes(teacher, datamodule, taps)
     if size > MAX_TABLE_BYTES:
         message = f"the teacher outputs would take {size / 1024**3:.1f} GiB (limit {MAX_TABLE_BYTES / 1024**3:.0f} GiB)"
-        if cfg.kd.cache_teacher is True:
+        if settings.cache_teacher is True:
             raise ConfigError(f"kd.cache_teacher=true: {message}; use kd.cache_teacher=auto or false")
         log.info("teacher outputs: online (%s)", message)
         return TeacherOutputsPlan("online")
     content = output_key_content(teacher, datamodule, taps)
     key = content_key(content)
-    path = entry_path(cache_root(cfg.get("cache_dir")), OUTPUTS, cfg.teacher.name, key)
+    path = entry_path(cache_root(settings.cache_dir), OUTPUTS, settings.teacher_name, key)
     path.parent.mkdir(parents=True, exist_ok=True)
     with entry_lock(path):  # parallel sweep jobs compute the table once
         if path.exists():
             log.info("teacher outputs: cached %s", path)
             return TeacherOutputsPlan("cache", load_table(path, datamodule, taps), path)
         table = compute_table(teacher, datamodule, taps)
-        payload = {"format": FORMAT, "teacher": cfg.teacher.name, "tensors": table.tensors()}
-        write_record(path, "outputs", cfg.teacher.name, key, content)  # first: the weights' presence commits both
+        payload = {"format": FORMAT, "teacher": settings.teacher_name, "tensors": table.tensors()}
+        write_record(path, "outputs", settings.teacher_name, key, content)  # first: the weights' presence commits both
         atomic_write(path, lambda handle: torch.save(payload, handle))
         log.info("teacher outputs: computed once, cached at %s", path)
         return TeacherOutputsPlan("computed", table, path)

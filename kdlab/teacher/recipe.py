@@ -2,7 +2,8 @@
 
 Below the run layer nothing reads the Hydra config: :func:`teacher_recipe` turns it into a :class:`TeacherRecipe`
 (one model's source and training recipe, its cache key content, where its W&B run goes) or an
-:class:`EnsembleRecipe` (one recipe per member), and the functions in :mod:`kdlab.teacher` take those.
+:class:`EnsembleRecipe` (one recipe per member), :func:`outputs_settings` into the :class:`OutputsSettings` of the
+teacher-output cache and replay, and the functions in :mod:`kdlab.teacher` take those.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from kdlab.teacher.cache import teacher_key_content, teacher_phase
+from kdlab.teacher.cache import teacher_key_content, teacher_phase, teacher_seed
 from kdlab.teacher.members import member_configs, member_labels, member_run_config
+from kdlab.teacher.output_cache import OutputsSettings
+from kdlab.teacher.replay import DEFAULT_MAX_GB
 from kdlab.tracking import flat_config
-from kdlab.training.seeding import teacher_seed
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,23 @@ def single_recipe(cfg: DictConfig) -> TeacherRecipe:
         logger=cfg.get("logger"),
         tags=tuple(str(t) for t in cfg.get("tags") or ()),
         logged_config={**flat_config(logged), "teacher_seed": seed},
+    )
+
+
+def outputs_settings(cfg: DictConfig) -> OutputsSettings:
+    """How the run's teacher outputs may be cached or replayed (``kd.cache_teacher``, ``kd.replay``) and what that
+    depends on; the values are checked where they are used (:func:`cache_mode`, ``ReplaySettings.of``)."""
+    replay = cfg.kd.get("replay") or {}
+    return OutputsSettings(
+        teacher_name=str(cfg.teacher.get("name")),
+        cache_teacher=cfg.kd.get("cache_teacher", "auto"),
+        augment=cfg.data.get("augment", "none"),
+        replay_views=cfg.trainer.max_epochs if replay.get("views") is None else replay.views,
+        replay_topk=replay.get("topk", 0),
+        replay_max_gb=replay.get("max_gb", DEFAULT_MAX_GB),
+        devices=cfg.trainer.get("devices", 1),
+        strategy=str(cfg.trainer.get("strategy", "")),
+        cache_dir=cfg.get("cache_dir"),
     )
 
 

@@ -28,7 +28,6 @@ import numpy as np
 import timm
 import torch
 from filelock import FileLock
-from omegaconf import DictConfig
 from torch import nn
 
 from kdlab.data.datamodule import InMemoryDataModule
@@ -36,7 +35,7 @@ from kdlab.data.sampling import shuffle_seed
 from kdlab.errors import ConfigError
 from kdlab.io import write_json
 from kdlab.teacher.cache import cache_root
-from kdlab.teacher.output_cache import TeacherOutputsPlan, device_of, evaluating, fingerprint
+from kdlab.teacher.output_cache import OutputsSettings, TeacherOutputsPlan, device_of, evaluating, fingerprint
 from kdlab.training.replay_table import (
     INDICES_FILE,
     LOGITS_FILE,
@@ -63,11 +62,9 @@ class ReplaySettings:
     max_gb: float
 
     @classmethod
-    def of(cls, cfg: DictConfig, num_classes: int | None = None) -> ReplaySettings:
+    def of(cls, outputs: OutputsSettings, num_classes: int | None = None) -> ReplaySettings:
         """Checked settings; ``num_classes`` None (before the data is built) skips topk's upper bound."""
-        replay = cfg.kd.get("replay") or {}
-        views = cfg.trainer.max_epochs if replay.get("views") is None else replay.views
-        topk, max_gb = replay.get("topk", 0), replay.get("max_gb", DEFAULT_MAX_GB)
+        views, topk, max_gb = outputs.replay_views, outputs.replay_topk, outputs.replay_max_gb
         if not isinstance(views, int) or isinstance(views, bool) or views < 1:
             raise ConfigError(f"kd.replay.views must be a positive integer (null: trainer.max_epochs), got {views!r}")
         if not isinstance(topk, int) or isinstance(topk, bool) or not 0 <= topk < (num_classes or topk + 1):
@@ -81,36 +78,36 @@ class ReplaySettings:
         return rows * (self.topk * (2 + 4) + 4) if self.topk else rows * num_classes * 2
 
 
-def why_not_replay(cfg: DictConfig, datamodule: Any, taps: TeacherTaps) -> str | None:
+def why_not_replay(settings: OutputsSettings, datamodule: Any, taps: TeacherTaps) -> str | None:
     """Why this run's teacher outputs cannot be replayed (then the teacher runs online), or None when they can."""
     if not isinstance(datamodule, InMemoryDataModule):
         return "the data set is streamed from disk (replay needs the in-memory data path)"
     if taps.stages or taps.embedding:
         return "the terms read the teacher's feature maps or embedding, which are not replayed"
-    devices = cfg.trainer.get("devices", 1)
+    devices = settings.devices
     single = devices in (1, "1", None) or (devices == "auto" and torch.cuda.device_count() <= 1)
-    if "ddp" in str(cfg.trainer.get("strategy", "")) or not single:
+    if "ddp" in settings.strategy or not single:
         return "replay serves single-process runs only (DDP shards would need the views per rank)"
     return None
 
 
-def replay_requested(cfg: DictConfig, datamodule: Any) -> bool:
+def replay_requested(settings: OutputsSettings, datamodule: Any) -> bool:
     """``kd.cache_teacher=replay``, or ``auto`` with random augmentation or mixing (where the output cache cannot
     serve)."""
-    mode = cfg.kd.get("cache_teacher", "auto")
-    varies = cfg.data.get("augment", "none") != "none" or getattr(datamodule, "mixer", None) is not None
+    mode = settings.cache_teacher
+    varies = settings.augment != "none" or getattr(datamodule, "mixer", None) is not None
     return mode == "replay" or (mode == "auto" and varies)
 
 
 def key_record(
-    teacher: nn.Module, datamodule: InMemoryDataModule, settings: ReplaySettings, cfg: DictConfig
+    teacher: nn.Module, datamodule: InMemoryDataModule, settings: ReplaySettings, teacher_name: str
 ) -> dict[str, Any]:
     """What determines the replayed logits, readable: teacher weights, data contents, transform and augmentation
     recipe with the library versions that draw them, batching (mixing pairs images within a batch), seed, V, K."""
     t, mixer = datamodule.transform, datamodule.mixer
     return {
         "format": REPLAY_FORMAT,
-        "teacher": str(cfg.teacher.name),
+        "teacher": teacher_name,
         "teacher_class": type(teacher).__name__,
         "teacher_weights": fingerprint(teacher.state_dict().items()),
         "data": datamodule.name,
@@ -126,9 +123,9 @@ def key_record(
     }
 
 
-def replay_dir(cfg: DictConfig, record: dict[str, Any]) -> Path:
+def replay_dir(cache_dir: str | None, record: dict[str, Any]) -> Path:
     digest = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return cache_root(cfg.get("cache_dir")) / "teacher_replay" / f"{record['teacher']}-{digest}"
+    return cache_root(cache_dir) / "teacher_replay" / f"{record['teacher']}-{digest}"
 
 
 def check_budget(path: Path, nbytes: int, settings: ReplaySettings) -> str | None:
@@ -219,21 +216,23 @@ def _load(path: Path, settings: ReplaySettings, datamodule: InMemoryDataModule) 
     return table
 
 
-def replay_plan(cfg: DictConfig, teacher: nn.Module, datamodule: Any, taps: TeacherTaps) -> TeacherOutputsPlan | None:
+def replay_plan(
+    outputs: OutputsSettings, teacher: nn.Module, datamodule: Any, taps: TeacherTaps
+) -> TeacherOutputsPlan | None:
     """The replay table for this run (computed once under a lock, or loaded), or None when the teacher runs online
     or the ordinary output cache applies. ``kd.cache_teacher=replay`` turns every reason for not replaying into a
     ConfigError; under ``auto`` the reason is logged and the teacher runs online."""
-    if not replay_requested(cfg, datamodule):
+    if not replay_requested(outputs, datamodule):
         return None
-    forced = cfg.kd.get("cache_teacher") == "replay"
-    if (why := why_not_replay(cfg, datamodule, taps)) is not None:
+    forced = outputs.cache_teacher == "replay"
+    if (why := why_not_replay(outputs, datamodule, taps)) is not None:
         if forced:
             raise ConfigError(f"kd.cache_teacher=replay: {why}; use kd.cache_teacher=auto (teacher online)")
         log.info("teacher outputs: online (%s)", why)
         return TeacherOutputsPlan("online")
-    settings = ReplaySettings.of(cfg, datamodule.num_classes)
-    record = key_record(teacher, datamodule, settings, cfg)
-    path = replay_dir(cfg, record)
+    settings = ReplaySettings.of(outputs, datamodule.num_classes)
+    record = key_record(teacher, datamodule, settings, outputs.teacher_name)
+    path = replay_dir(outputs.cache_dir, record)
     with FileLock(str(path) + ".lock"):  # the jobs of a sweep compute the views once
         if not path.exists():
             if too_big := check_budget(path, settings.nbytes(datamodule.num_train, datamodule.num_classes), settings):

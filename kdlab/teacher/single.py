@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from torch import nn
 
 from kdlab.data.bias import biased_split, check_bias
 from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.errors import ConfigError
-from kdlab.instantiate import build, build_optim
+from kdlab.instantiate import Node, build, build_optim
 from kdlab.models.files import load_into, save_model
 from kdlab.models.foreign import detect_format, load_foreign, read_checkpoint
 from kdlab.models.pretrained_file import load_pretrained_file
@@ -118,7 +118,7 @@ def _from_checkpoint(model: nn.Module, recipe: TeacherRecipe, datamodule: InMemo
     return TeacherSource("checkpoint", Path(path), report)
 
 
-def partial_training(trainer: DictConfig) -> str | None:
+def partial_training(trainer: Node) -> str | None:
     """Why a trainer stops short of whole epochs over all the data (the settings, for the log), or None."""
     settings = OmegaConf.to_container(trainer, resolve=True)
     limits = [k for k in ("limit_train_batches", "limit_val_batches") if not _whole(settings.get(k))]

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from collections.abc import Mapping
+
 from torch import nn
 
 from kdlab.errors import ConfigError
-from kdlab.instantiate import build
+from kdlab.instantiate import Node, build
 from kdlab.models import embedding_dim, stage_infos
 from kdlab.terms.base import DistillationTerm, PairSpec
 
 
-def describe_pair(cfg: DictConfig, student: nn.Module, teacher: nn.Module | None, datamodule) -> PairSpec:
+def describe_pair(
+    student: nn.Module, teacher: nn.Module | None, datamodule, *, student_name: str, teacher_name: str
+) -> PairSpec:
     """What the terms may know of the pair and the data: names, stages, embedding sizes, classes, train size.
     With no teacher (``teacher=none``) the teacher has no stages and no embedding."""
     return PairSpec(
-        student_name=cfg.student.name,
-        teacher_name=cfg.teacher.name,
+        student_name=student_name,
+        teacher_name=teacher_name,
         student_stages=tuple(stage_infos(student)),
         teacher_stages=tuple(stage_infos(teacher)) if teacher is not None else (),
         student_embedding_dim=embedding_dim(student),
@@ -27,12 +30,18 @@ def describe_pair(cfg: DictConfig, student: nn.Module, teacher: nn.Module | None
 
 
 def build_terms(
-    cfg: DictConfig, student: nn.Module, teacher: nn.Module | None, datamodule
+    nodes: Mapping[str, Node] | None,
+    student: nn.Module,
+    teacher: nn.Module | None,
+    datamodule,
+    *,
+    student_name: str,
+    teacher_name: str,
 ) -> dict[str, DistillationTerm]:
-    """Finish each ``_partial_`` term node with the runtime facts of the pair (channels, stages, data size), and ask
-    the data for class-paired training batches when a term needs them (CS-KD)."""
-    pair = describe_pair(cfg, student, teacher, datamodule)
-    terms = {name: build(node, pair=pair) for name, node in (cfg.kd.terms or {}).items()}
+    """Finish each ``_partial_`` term node (``kd.terms``) with the runtime facts of the pair (channels, stages, data
+    size), and ask the data for class-paired training batches when a term needs them (CS-KD)."""
+    pair = describe_pair(student, teacher, datamodule, student_name=student_name, teacher_name=teacher_name)
+    terms = {name: build(node, pair=pair) for name, node in (nodes or {}).items()}
     needing = sorted(name for name, term in terms.items() if term.needs_teacher)
     if teacher is None and needing:
         raise ConfigError(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 
 from kdlab.errors import ConfigError
-from kdlab.instantiate import build
+from kdlab.instantiate import Node, build
 
 BEST_CHECKPOINT = "model_checkpoint"  # the key whose checkpoint is "best" (tested at the end) and "last" (resumed)
 DEFAULT_BEST = {
@@ -22,7 +22,7 @@ DEFAULT_BEST = {
 
 
 def build_callbacks(
-    callbacks_cfg: DictConfig | None, checkpoint_dir: Path, has_logger: bool
+    callbacks_cfg: Node | None, checkpoint_dir: Path, has_logger: bool
 ) -> tuple[ModelCheckpoint, list[Callback]]:
     """The run's best/last checkpoint (written to ``checkpoint_dir``, where resume looks) and the other callbacks.
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch.nn.functional as F
-from omegaconf import DictConfig
 from torch import nn
 
+from kdlab.instantiate import Node
 from kdlab.terms.base import Batch
 from kdlab.training.module import metric_collection
 from kdlab.training.trainer import make_trainer
@@ -32,7 +32,7 @@ class ModelTester(pl.LightningModule):
         self.log_dict(self.test_metrics, on_epoch=True)
 
 
-def evaluate_model(model: nn.Module, datamodule: pl.LightningDataModule, trainer_cfg: DictConfig) -> dict[str, float]:
+def evaluate_model(model: nn.Module, datamodule: pl.LightningDataModule, trainer_cfg: Node) -> dict[str, float]:
     """Test ``model`` on ``datamodule``'s test split with the run's trainer limits, without logging."""
     trainer = make_trainer(trainer_cfg, Path("."), quiet=True, enable_progress_bar=False)
     tester = ModelTester(model, datamodule.num_classes)

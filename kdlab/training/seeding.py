@@ -9,13 +9,6 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
-
-
-def teacher_seed(cfg: DictConfig) -> int:
-    """``teacher_seed`` (defaults to ``seed``): fixing it distils every student seed of a sweep from one teacher."""
-    value = cfg.get("teacher_seed")
-    return int(cfg.seed if value is None else value)
 
 
 @contextmanager
