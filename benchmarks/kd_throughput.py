@@ -47,7 +47,7 @@ from kdlab.instantiate import build, build_optim
 from kdlab.models import build_model, forward_with_taps
 from kdlab.teacher.output_cache import teacher_outputs_plan
 from kdlab.teacher.prepare import prepare_teacher
-from kdlab.teacher.recipe import outputs_settings
+from kdlab.teacher.recipe import outputs_settings, teacher_recipe
 from kdlab.teacher.replay import replay_plan
 from kdlab.terms.pairing import build_terms
 from kdlab.training.module import DistillationModule
@@ -90,7 +90,7 @@ class Bench:
         self.teacher = build_model(cfg.teacher.model, role="teacher", **self.shape)
         if cfg.channels_last:
             to_channels_last(self.teacher)
-        self.teacher_source = prepare_teacher(self.teacher, cfg, self.data).kind
+        self.teacher_source = prepare_teacher(self.teacher, teacher_recipe(cfg), self.data).kind
         self.teacher.eval()
         torch.manual_seed(cfg.seed)
         self.student_init = build_model(cfg.student.model, role="student", **self.shape).state_dict()

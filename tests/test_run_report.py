@@ -241,6 +241,9 @@ def test_baseline_needs_a_sweep_folder(tmp_path: Path) -> None:
         ("post.export=tflite", "post.export must be null or onnx, got 'tflite'"),
         ("post.latency.repeats=0", "post.latency.repeats must be an integer >= 1, got 0"),
         ("post.prune_finetune_epochs=-1", "post.prune_finetune_epochs must be an integer >= 0, got -1"),
+        ("post.prune_kind=filters", "post.prune_kind must be unstructured or channel, got 'filters'"),
+        ("post.prune_steps=0", "post.prune_steps must be an integer >= 1, got 0"),
+        ("post.prune_teacher=maybe", "post.prune_teacher must be true or false, got 'maybe'"),
     ],
 )
 def test_bad_post_values_are_config_errors(override: str, message: str) -> None:

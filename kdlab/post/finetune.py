@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from torch import nn
 
 from kdlab.data.datamodule import InMemoryDataModule
 from kdlab.errors import ConfigError
 from kdlab.instantiate import Node, build_optim
+from kdlab.post.channels import ChannelPruner
 from kdlab.post.prune import apply_pruning, make_pruning_permanent
 from kdlab.post.quantize import convert_qat, fake_quantizers, prepare_qat
 from kdlab.post.settings import FinetuneSettings
@@ -31,19 +35,62 @@ from kdlab.training.trainer import make_trainer
 def prune_and_distil(
     module: DistillationModule, settings: FinetuneSettings, datamodule: InMemoryDataModule, root: Path
 ) -> nn.Module:
-    """A pruned copy of ``module.student``: ``post.prune`` of its conv/linear weights zeroed by global magnitude, then
-    ``post.prune_finetune_epochs`` epochs of the run's distillation (same teacher, terms, weights and alpha).
+    """A pruned copy of ``module.student``, healed by ``post.prune_finetune_epochs`` epochs of the run's distillation
+    (same teacher, terms, weights and alpha; cross-entropy alone with ``post.prune_teacher=false``).
 
-    The masks stay attached during the fine-tune, so pruned weights cannot grow back; they are baked in at the end.
-    The learning rate is ``optim.optimizer.lr × post.prune_finetune_lr_factor``, constant (no scheduler).
+    ``post.prune_kind=unstructured`` zeroes ``post.prune`` of the conv/linear weights by global magnitude; the masks
+    stay attached during the fine-tune, so pruned weights cannot grow back, and are baked in at the end.
+    ``channel`` removes that fraction of each layer group's channels (:mod:`kdlab.post.channels`), so the network
+    itself shrinks. With ``post.prune_steps=N`` it prunes in N steps with the fine-tune's epochs spread between them
+    (iterative pruning, Han et al.). The learning rate is ``optim.optimizer.lr × post.prune_finetune_lr_factor``,
+    constant (no scheduler).
     """
     if settings.prune is None:
         raise ValueError("prune_and_distil needs post.prune")
-    pruned = apply_pruning(copy.deepcopy(module.student).cpu(), settings.prune)
-    epochs, lr_factor = settings.prune_finetune_epochs, settings.prune_finetune_lr_factor
-    if epochs > 0:
-        _fine_tune(pruned, module, settings, datamodule, root, epochs, lr_factor, with_teacher=True)
-    return make_pruning_permanent(pruned.cpu())
+    with_teacher = settings.prune_teacher and module.teacher is not None
+    student = copy.deepcopy(module.student).cpu().to(memory_format=torch.contiguous_format)  # pruning reshapes views
+    if settings.prune_kind == "channel":
+        _check_logits_only(module.terms, with_teacher, "post.prune_kind=channel", "post.prune_teacher=false")
+        example = next(iter(datamodule.model_batches("train")))["image"][:1].cpu()
+        prune_step = ChannelPruner(student, example, settings.prune, settings.prune_steps).step
+    else:
+        share = 1.0 - (1.0 - settings.prune) ** (1.0 / settings.prune_steps)  # of what is left, each step
+
+        def prune_step() -> None:
+            apply_pruning(student, share)
+
+    lr_factor = settings.prune_finetune_lr_factor
+    for epochs in spread(settings.prune_finetune_epochs, settings.prune_steps):
+        prune_step()
+        if epochs > 0:
+            student.train()  # it was last tested, or traced by the pruner (eval mode); Lightning keeps modes in fit
+            _fine_tune(student, module, settings, datamodule, root, epochs, lr_factor, with_teacher=with_teacher)
+    return make_pruning_permanent(student.cpu())
+
+
+def spread(epochs: int, steps: int) -> list[int]:
+    """``epochs`` split over ``steps`` as evenly as whole epochs allow, the later steps taking the remainder."""
+    base, extra = divmod(epochs, steps)
+    return [base + (1 if i >= steps - extra else 0) for i in range(steps)]
+
+
+def check_fine_tunes_fit_terms(settings: FinetuneSettings, qat: bool, terms: Mapping[str, Any], teacher: bool) -> None:
+    """Before training: a QAT or channel-pruning fine-tune that keeps the teacher needs logit-only terms."""
+    if qat:
+        _check_logits_only(terms, teacher and settings.qat_teacher, "post.quantize=qat", "post.qat_teacher=false")
+    if settings.prune is not None and settings.prune_kind == "channel":
+        with_teacher = teacher and settings.prune_teacher
+        _check_logits_only(terms, with_teacher, "post.prune_kind=channel", "post.prune_teacher=false")
+
+
+def _check_logits_only(terms: Mapping[str, Any], with_teacher: bool, what: str, instead: str) -> None:
+    """A fine-tune that changes the student's shape or arithmetic distils through its logits only: feature and
+    embedding terms carry connectors sized for the student as it was."""
+    if with_teacher and any(t.student_stages or t.needs_embedding for t in terms.values()):
+        raise ConfigError(
+            f"{what} distils through the logits only; the kd terms {sorted(terms)} include feature "
+            f"or embedding terms: use a logit-based kd (response, dkd, …) or {instead}"
+        )
 
 
 @dataclass(frozen=True)
@@ -65,11 +112,7 @@ def qat_and_distil(
     cross-entropy only (the ablation). The lr is ``optim.optimizer.lr × post.qat_lr_factor``, constant.
     """
     with_teacher = settings.qat_teacher and module.teacher is not None
-    if with_teacher and (module.student_stages or module.needs_embedding):
-        raise ConfigError(
-            f"post.quantize=qat distils through the logits only; the kd terms {sorted(module.terms)} include feature "
-            "or embedding terms: use a logit-based kd (response, dkd, …) or post.qat_teacher=false"
-        )
+    _check_logits_only(module.terms, with_teacher, "post.quantize=qat", "post.qat_teacher=false")
     example = next(iter(datamodule.model_batches("train")))["image"].cpu()
     prepared = prepare_qat(module.student, example)
     before = [p.detach().clone() for p in prepared.parameters()]

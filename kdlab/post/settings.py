@@ -15,6 +15,7 @@ from kdlab.errors import ConfigError
 from kdlab.instantiate import Node
 
 QUANTIZE_CHOICES = (None, "int8", "qat")
+PRUNE_KINDS = ("unstructured", "channel")
 EXPORT_CHOICES = (None, "onnx")
 EXPORT_PACKAGES = {"onnx": ("onnx", "onnxscript", "onnxruntime")}
 
@@ -33,10 +34,17 @@ def check_post_config(post: Mapping[str, Any] | None) -> None:
     if export not in EXPORT_CHOICES:
         raise ConfigError(f"post.export must be null or onnx, got {export!r}")
     _check_int(post.get("prune_finetune_epochs", 0), "post.prune_finetune_epochs", least=0)
+    _check_int(post.get("prune_steps", 1), "post.prune_steps", least=1)
+    kind = post.get("prune_kind", "unstructured")
+    if kind not in PRUNE_KINDS:
+        raise ConfigError(f"post.prune_kind must be unstructured or channel, got {kind!r}")
+    if prune is not None and kind == "channel" and importlib.util.find_spec("torch_pruning") is None:
+        raise ConfigError("post.prune_kind=channel needs the 'torch-pruning' package: pip install 'kdlab[prune]'")
     _check_int(post.get("calibration_batches", 1), "post.calibration_batches", least=1)
     _check_int(post.get("qat_epochs", 1), "post.qat_epochs", least=1)
-    if not isinstance(post.get("qat_teacher", True), bool):
-        raise ConfigError(f"post.qat_teacher must be true or false, got {post.get('qat_teacher')!r}")
+    for key in ("qat_teacher", "prune_teacher"):
+        if not isinstance(post.get(key, True), bool):
+            raise ConfigError(f"post.{key} must be true or false, got {post.get(key)!r}")
     for key in ("prune_finetune_lr_factor", "qat_lr_factor"):
         factor = post.get(key, 1.0)
         if not _is_number(factor) or not math.isfinite(float(factor)) or not float(factor) > 0:
@@ -59,6 +67,9 @@ class FinetuneSettings:
     prune: float | None
     prune_finetune_epochs: int
     prune_finetune_lr_factor: float
+    prune_kind: str  # unstructured (zeros by magnitude) | channel (whole channels removed)
+    prune_steps: int  # prune in this many equal steps, the fine-tune's epochs spread between them
+    prune_teacher: bool  # false: the healing fine-tune uses cross-entropy only (the no-teacher ablation)
     qat_epochs: int
     qat_teacher: bool
     qat_lr_factor: float
@@ -77,6 +88,9 @@ def finetune_settings(cfg: DictConfig) -> FinetuneSettings:
         prune=None if prune is None else float(prune),
         prune_finetune_epochs=int(post.get("prune_finetune_epochs", 0)),
         prune_finetune_lr_factor=float(post.get("prune_finetune_lr_factor", 1.0)),
+        prune_kind=str(post.get("prune_kind", "unstructured")),
+        prune_steps=int(post.get("prune_steps", 1)),
+        prune_teacher=bool(post.get("prune_teacher", True)),
         qat_epochs=int(post.get("qat_epochs", 1)),
         qat_teacher=bool(post.get("qat_teacher", True)),
         qat_lr_factor=float(post.get("qat_lr_factor", 1.0)),

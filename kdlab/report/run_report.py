@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from kdlab.measure.inference import evaluating
 from kdlab.models import build_model
 from kdlab.models.files import load_into, load_model_file, save_model
 from kdlab.post import check_onnx, export_onnx, quantization_mode, quantize_int8, weight_sparsity
+from kdlab.post.channels import pruned_structure, restore_structure
 from kdlab.post.finetune import prune_and_distil, qat_and_distil
 from kdlab.report.baseline import load_baseline
 from kdlab.report.inheritance import (
@@ -92,7 +93,7 @@ def build_report(
     if baseline is not None:
         models["baseline"] = (baseline, settings.student_name)
     models["student"] = (student, settings.student_name)
-    test_batches = list(datamodule.model_batches("test"))
+    test_batches = datamodule.split_batches("test")  # streamed sets: decoded again per pass, never held
     input_shape = datamodule.input_shape
     extras: dict[str, Any] = {}
     if settings.quantize in ("int8", "qat"):
@@ -119,7 +120,7 @@ def build_report(
     rows = add_ratios(measured, reference_role=next(iter(models)))
     flat = {
         "report/roles": [row.role for row in rows],
-        "report/test_samples": sum(len(batch["target"]) for batch in test_batches),
+        "report/test_samples": len(targets),
         **{f"report/{key}": value for key, value in report_to_dict(rows).items()},
         **_versus_student(rows),
         **extras,
@@ -257,16 +258,26 @@ def _add_pruned(
     run_dir: Path,
     reuse: bool,
 ) -> dict[str, Any]:
-    amount, epochs = settings.finetune.prune, settings.finetune.prune_finetune_epochs
-    meta = {"prune": amount, "finetune_epochs": epochs}
+    tune = settings.finetune
+    amount, epochs = tune.prune, tune.prune_finetune_epochs
+    healer = "KD" if tune.prune_teacher and module.teacher is not None else "CE"
+    meta = {"prune": amount, "finetune_epochs": epochs, "kind": tune.prune_kind, "steps": tune.prune_steps}
+    meta["healer"] = healer
     path = run_dir / PRUNED_FILE
     pruned = _load_pruned(path, settings, datamodule, meta) if reuse else None
     if pruned is None:
-        pruned = prune_and_distil(module, settings.finetune, datamodule, run_dir / "post")
-        save_model(path, pruned, settings.student_name, datamodule.num_classes, datamodule.in_chans, **meta)
-    models["student+pruned"] = (pruned, f"{settings.student_name} {100 * amount:g}% pruned +{epochs} ep KD")
+        pruned = prune_and_distil(module, tune, datamodule, run_dir / "post")
+        structure = pruned_structure(pruned) if tune.prune_kind == "channel" else None
+        shape = (datamodule.num_classes, datamodule.in_chans)
+        save_model(path, pruned, settings.student_name, *shape, **meta, structure=structure)
+    what = "channels" if tune.prune_kind == "channel" else "weights"
+    label = f"{settings.student_name} {100 * amount:g}% {what} pruned +{epochs} ep {healer}"
+    models["student+pruned"] = (pruned, label)
     return {
         "post/prune_amount": amount,
+        "post/prune_kind": tune.prune_kind,
+        "post/prune_steps": tune.prune_steps,
+        "post/prune_healer": healer,
         "post/prune_finetune_epochs": epochs,
         "post/pruned_weight_sparsity": weight_sparsity(pruned),
         "post/pruned_checkpoint": str(path),
@@ -274,23 +285,31 @@ def _add_pruned(
 
 
 def _load_pruned(path: Path, settings: ReportSettings, datamodule: InMemoryDataModule, meta: dict) -> nn.Module | None:
-    """The pruned student saved by the run, when it was made with the same amount and fine-tune length."""
-    if not path.is_file() or load_model_file(path).get("meta") != meta:
+    """The pruned student saved by the run, when it was made with the same amount, kind, steps, healer and fine-tune
+    length; a channel-pruned one is reshaped to its recorded structure first."""
+    if not path.is_file():
+        return None
+    payload = load_model_file(path)
+    saved = dict(payload.get("meta") or {})
+    structure = saved.pop("structure", None)
+    if saved != meta:
         return None
     shape = {"num_classes": datamodule.num_classes, "in_chans": datamodule.in_chans}
     model = build_model(settings.student_model, role="student", **shape)
+    if structure is not None:
+        restore_structure(model, structure, payload["state_dict"])
     load_into(model, path, settings.student_name, **shape)
     return model
 
 
 def _export_onnx(
-    student: nn.Module, input_shape: tuple[int, ...], test_batches: list[dict], run_dir: Path
+    student: nn.Module, input_shape: tuple[int, ...], test_batches: Iterable[dict], run_dir: Path
 ) -> dict[str, Any]:
     """Export and compare on the first test batch. The absolute difference scales with the logits: fp32 kernels that
     sum in another order (onnxruntime's, PyTorch's) drift apart by ~1e-6 of the largest logit, so the relative figure
     is reported beside it."""
     path = export_onnx(copy.deepcopy(student), input_shape, run_dir / ONNX_FILE)
-    inputs = test_batches[0]["image"]
+    inputs = next(iter(test_batches))["image"]
     diff = check_onnx(path, student, inputs)
     with evaluating(student), torch.inference_mode():
         scale = float(student(inputs).abs().max())

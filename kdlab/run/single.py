@@ -23,6 +23,8 @@ from kdlab.instantiate import build, build_optim
 from kdlab.measure.params import count_parameters
 from kdlab.models import build_model
 from kdlab.models.files import save_model
+from kdlab.post.finetune import check_fine_tunes_fit_terms
+from kdlab.post.settings import finetune_settings
 from kdlab.report.omitted_bias import omitted_bias_metrics
 from kdlab.report.run_report import finish_report
 from kdlab.report.settings import report_settings
@@ -95,6 +97,8 @@ def set_up(cfg: DictConfig, out_dir: Path) -> RunSetup:
             teacher = build_model(cfg.teacher.model, role="teacher", **shape)
     names = {"student_name": str(cfg.student.name), "teacher_name": str(cfg.teacher.name)}
     terms = build_terms(cfg.kd.terms, student, teacher, datamodule, **names)  # bad stages, dims, teacher=none fail
+    qat = (cfg.get("post") or {}).get("quantize") == "qat"
+    check_fine_tunes_fit_terms(finetune_settings(cfg), qat, terms, teacher is not None)  # not after the training
     optim = build_optim(cfg.optim)
     check_weights(terms, cfg.kd.weights, cfg.kd.alpha)
     signature = run_signature(cfg.student.name, cfg.teacher.name, **shape, terms=terms)
