@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from test_terms_contract import CONF, KD_CONFIGS
+from test_terms_contract import CONF, KD_CONFIGS, needs_dist_token, tiny_distilled_vit
 
-from kdlab.models import embedding_dim, forward_with_taps, stage_infos
+from kdlab.models import embedding_dim, forward_with_taps, has_distillation_token, stage_infos
 from kdlab.terms import DistillationTerm, PairSpec
 
 FAMILIES = {"cnn": ("test_resnet", {}), "vit": ("test_vit", {"img_size": 32})}
@@ -34,6 +34,7 @@ def pair_spec(student_name: str, student, teacher_name: str, teacher) -> PairSpe
         teacher_embedding_dim=embedding_dim(teacher),
         num_classes=10,
         num_train_samples=64,
+        student_has_dist_token=has_distillation_token(student),
     )
 
 
@@ -51,6 +52,12 @@ def logit_terms(name: str, pair: PairSpec) -> dict[str, DistillationTerm] | None
 def test_logit_method_distils_across_families(name: str, teacher_family: str, student_family: str):
     teacher_name, teacher = make(teacher_family, 0)
     student_name, student = make(student_family, 1)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        dist_token = needs_dist_token(compose("config", overrides=[f"kd={name}", "logger=none"]).kd)
+    if dist_token and student_family == "cnn":
+        pytest.skip(f"kd={name} needs a student with a distillation token (a DeiT ViT)")
+    if dist_token:
+        student_name, student = "deit_tiny_distilled_patch16_224", tiny_distilled_vit()
     teacher.eval().requires_grad_(False)
     found = logit_terms(name, pair_spec(student_name, student, teacher_name, teacher))
     if found is None:
@@ -62,7 +69,7 @@ def test_logit_method_distils_across_families(name: str, teacher_family: str, st
         batch["partner"] = torch.tensor([False, False, True, True])
     with torch.no_grad():
         teacher_out = forward_with_taps(teacher, x, [], False)
-    student_out = forward_with_taps(student, x, [], False)
+    student_out = forward_with_taps(student, x, [], False, dist_token)
     total = (1 - kd.alpha) * F.cross_entropy(student_out.logits, target)
     for term in terms.values():
         for loss_name, loss in term(student_out, teacher_out, batch).items():

@@ -99,6 +99,11 @@ CASES: dict[str, Case] = {
         teacher="teacher_logits",
         zero_when_equal=False,  # a cross-entropy to the teacher's argmax stays > 0
     ),
+    "deit_soft_distillation": Case(
+        lambda: {"dist_logits": randn(0, 6, 5), "teacher_logits": randn(1, 6, 5), "temperature": 3.0},
+        student="dist_logits",
+        teacher="teacher_logits",
+    ),
     "review_hcl": Case(
         lambda: {
             "student_feats": [randn(2, 2, 3, 8, 8), randn(4, 2, 3, 4, 4), randn(6, 2, 3, 1, 1)],
@@ -614,6 +619,20 @@ def test_deit_hard_distillation_by_hand():
     expected = -sum(math.log(softmax(r)[k]) for r, k in zip(rows, labels, strict=True)) / len(rows)
     assert float(L.deit_hard_distillation(**kwargs)) == pytest.approx(expected, rel=1e-12)
     assert read_golden()["deit_hard_distillation"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_deit_soft_distillation_by_hand():
+    """DeiT's DistillationLoss (soft): T²·Σ_i KL(softmax(t_i/T) ‖ softmax(z_i/T)) / (B·C), an element-wise mean."""
+    kwargs = CASES["deit_soft_distillation"].make()
+    rows, teacher = kwargs["dist_logits"].tolist(), kwargs["teacher_logits"].tolist()
+    temperature = kwargs["temperature"]
+    total = sum(
+        kl(softmax([v / temperature for v in t]), softmax([v / temperature for v in r]))
+        for r, t in zip(rows, teacher, strict=True)
+    )
+    expected = temperature**2 * total / (len(rows) * len(rows[0]))
+    assert float(L.deit_soft_distillation(**kwargs)) == pytest.approx(expected, rel=1e-12)
+    assert read_golden()["deit_soft_distillation"] == pytest.approx(expected, rel=1e-12)
 
 
 def test_dml_kl_by_hand():

@@ -6,6 +6,7 @@ Parametrised over the files themselves, so a new method config is tested the mom
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from kdlab.models import embedding_dim, forward_with_taps, stage_infos
+from kdlab.models import embedding_dim, forward_with_taps, has_distillation_token, stage_infos
 from kdlab.terms import DistillationTerm, PairSpec
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -41,6 +42,37 @@ def models() -> tuple[torch.nn.Module, torch.nn.Module, PairSpec]:
     return teacher, student, pair
 
 
+def tiny_distilled_vit() -> torch.nn.Module:
+    """A DeiT student with a distillation token, the only kind kd=deit accepts (as conf/student/deit_tiny_distilled)."""
+    torch.manual_seed(0)
+    return timm.create_model(
+        "deit_tiny_distilled_patch16_224",
+        img_size=32,
+        patch_size=4,
+        embed_dim=32,
+        depth=1,
+        num_heads=2,
+        num_classes=10,
+        in_chans=1,
+    )
+
+
+def needs_dist_token(kd) -> bool:
+    """Whether a term of the config reads the student's distillation-token head (kd=deit)."""
+    return any(instantiate(node).func.needs_dist_token for node in (kd.terms or {}).values())
+
+
+def with_distilled_student(pair: PairSpec) -> tuple[torch.nn.Module, PairSpec]:
+    student = tiny_distilled_vit()
+    return student, dataclasses.replace(
+        pair,
+        student_name="deit_tiny_distilled_patch16_224",
+        student_stages=tuple(stage_infos(student)),
+        student_embedding_dim=embedding_dim(student),
+        student_has_dist_token=has_distillation_token(student),
+    )
+
+
 def compose_kd(name: str):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("config", overrides=[f"kd={name}", "logger=none"])
@@ -62,6 +94,9 @@ def test_kd_config_contract(name: str, models):
     teacher, student, pair = models
     kd = compose_kd(name).kd
     assert {"temperature", "alpha", "terms", "weights"} <= set(kd), f"kd={name} misses a required key"
+    dist_token = needs_dist_token(kd)
+    if dist_token:  # DeiT: the student needs the distillation token and its head
+        student, pair = with_distilled_student(pair)
     assert 0.0 <= kd.alpha <= 1.0
     terms = build_terms(kd, pair)
     names = [loss for term in terms.values() for loss in term.loss_names]
@@ -86,7 +121,7 @@ def test_kd_config_contract(name: str, models):
     teacher_stages = sorted({t for term in terms.values() for t in term.teacher_stages})
     with torch.no_grad():
         teacher_out = forward_with_taps(teacher, x, teacher_stages, need_embedding)
-    student_out = forward_with_taps(student, x, student_stages, need_embedding)
+    student_out = forward_with_taps(student, x, student_stages, need_embedding, dist_token)
 
     total = (1 - kd.alpha) * F.cross_entropy(student_out.logits, batch["target"])
     for term in terms.values():

@@ -6,6 +6,7 @@ from kdlab.losses.relation import cc, crd_nce, pkt, rkd_angle, rkd_distance, sim
 from kdlab.losses.response import (
     cs_kd,
     deit_hard_distillation,
+    deit_soft_distillation,
     dist,
     dkd,
     dkd_nckd,
@@ -24,6 +25,7 @@ __all__ = [
     "crd_nce",
     "cs_kd",
     "deit_hard_distillation",
+    "deit_soft_distillation",
     "dist",
     "dkd",
     "dkd_nckd",

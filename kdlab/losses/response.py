@@ -111,6 +111,16 @@ def deit_hard_distillation(dist_logits: Tensor, teacher_logits: Tensor) -> Tenso
     return F.cross_entropy(dist_logits, teacher_logits.detach().argmax(dim=1))
 
 
+def deit_soft_distillation(dist_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """DeiT's soft distillation, Touvron et al. 2021 (arXiv:2012.12877), as its ``DistillationLoss`` computes it:
+    ``T² · Σ KL(softmax(t/T) ‖ softmax(z_dist/T)) / (B·C)`` on the distillation token's head.
+
+    The sum is divided by every element (B·C), not by the batch: :func:`kd_kl` / C. Kept so that DeiT's α means the
+    same here; timm's ``TokenDistillationTask`` uses batchmean instead (C times stronger at the same weight).
+    """
+    return kd_kl(dist_logits, teacher_logits, temperature) / dist_logits.shape[1]
+
+
 def top1_agreement(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
     """Fraction of samples where student and teacher predict the same class."""
     return (student_logits.argmax(dim=1) == teacher_logits.argmax(dim=1)).float().mean()

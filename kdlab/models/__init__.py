@@ -4,7 +4,14 @@ from kdlab.models import cifar  # noqa: F401  (registers the cifar_* models with
 from kdlab.models.factory import build_model
 from kdlab.models.frozen import FrozenTeacher
 from kdlab.models.outputs import ModelOutputs
-from kdlab.models.taps import StageInfo, embedding_dim, forward_with_taps, resolve_stages, stage_infos
+from kdlab.models.taps import (
+    StageInfo,
+    embedding_dim,
+    forward_with_taps,
+    has_distillation_token,
+    resolve_stages,
+    stage_infos,
+)
 
 __all__ = [
     "FrozenTeacher",
@@ -13,6 +20,7 @@ __all__ = [
     "build_model",
     "embedding_dim",
     "forward_with_taps",
+    "has_distillation_token",
     "resolve_stages",
     "stage_infos",
 ]

@@ -64,14 +64,37 @@ def embedding_dim(model: nn.Module) -> int | None:
     return getattr(head, "in_features", None)
 
 
+def has_distillation_token(model: nn.Module) -> bool:
+    """Whether ``model`` carries DeiT's distillation token and its own head (timm's ``VisionTransformerDistilled``)."""
+    return isinstance(getattr(model, "dist_token", None), nn.Parameter) and hasattr(model, "head_dist")
+
+
+def token_head_logits(model: nn.Module, final: Tensor) -> tuple[Tensor, Tensor]:
+    """The class-token head and the distillation-token head read apart, whatever the train/eval mode.
+
+    timm's ``VisionTransformerDistilled.forward_head`` returns this pair only in training after
+    ``set_distilled_training(True)``, and their mean otherwise; reading the heads here leaves the model's state alone.
+    """
+    head_drop = getattr(model, "head_drop", nn.Identity())
+    return model.head(head_drop(final[:, 0])), model.head_dist(head_drop(final[:, 1]))
+
+
 def forward_with_taps(
-    model: nn.Module, x: Tensor, stages: Sequence[int] = (), need_embedding: bool = False
+    model: nn.Module,
+    x: Tensor,
+    stages: Sequence[int] = (),
+    need_embedding: bool = False,
+    need_dist_token: bool = False,
 ) -> ModelOutputs:
     """Run ``model`` once and return its logits plus the requested stage maps and pooled embedding.
 
     ``stages`` are already-resolved ``feature_info`` indices; they are returned under those indices.
+    ``need_dist_token``: return the class head as ``logits`` and the distillation-token head as ``dist_logits``
+    (DeiT), instead of the model's own output (the mean of the two heads).
     """
-    if not stages and not need_embedding:
+    if need_dist_token and not has_distillation_token(model):
+        raise ConfigError(f"{type(model).__name__} has no distillation token (DeiT's dist_token and head_dist)")
+    if not stages and not need_embedding and not need_dist_token:
         return ModelOutputs(logits=model(x))
     if stages:
         order = sorted(set(stages))  # timm returns taps in forward order
@@ -79,6 +102,10 @@ def forward_with_taps(
         features = dict(zip(order, taps, strict=True))
     else:
         final, features = model.forward_features(x), {}
+    if need_dist_token:
+        logits, dist_logits = token_head_logits(model, final)
+        embedding = model.forward_head(final, pre_logits=True) if need_embedding else None
+        return ModelOutputs(logits=logits, features=features, embedding=embedding, dist_logits=dist_logits)
     if need_embedding:
         embedding = model.forward_head(final, pre_logits=True)
         logits = model.get_classifier()(embedding)

@@ -3,7 +3,15 @@
 from kdlab.terms.base import Batch, DistillationTerm, PairSpec
 from kdlab.terms.feature import NST, AttentionTransfer, Connector, FitNetHints, PatientKD, ReviewKD
 from kdlab.terms.relation import CRD, PKT, RKD, CorrelationCongruence, SimilarityPreserving
-from kdlab.terms.response import DIST, DKD, ClassWiseSelfKD, CurriculumTemperatureKD, SoftTargets, TeacherFreeKD
+from kdlab.terms.response import (
+    DIST,
+    DKD,
+    ClassWiseSelfKD,
+    CurriculumTemperatureKD,
+    DeiTDistillation,
+    SoftTargets,
+    TeacherFreeKD,
+)
 
 __all__ = [
     "CRD",
@@ -18,6 +26,7 @@ __all__ = [
     "Connector",
     "CorrelationCongruence",
     "CurriculumTemperatureKD",
+    "DeiTDistillation",
     "DistillationTerm",
     "FitNetHints",
     "PairSpec",

@@ -26,6 +26,7 @@ class PairSpec:
     teacher_embedding_dim: int | None
     num_classes: int
     num_train_samples: int
+    student_has_dist_token: bool = False  # DeiT's distillation token and head (timm VisionTransformerDistilled)
 
     def resolve(self, stages: Sequence[int]) -> tuple[list[int], list[int]]:
         """Resolve the same config stage list on both models (checks it is non-empty and both have it)."""
@@ -48,6 +49,7 @@ class DistillationTerm(nn.Module):
     loss_names: tuple[str, ...] = ()
     needs_teacher = True  # False: self-distillation from the student alone (Tf-KD); the term gets ``teacher=None``
     needs_class_pairs = False  # True: training batches hold anchors then a class-mate of each (CS-KD, kdlab.data.pairs)
+    needs_dist_token = False  # True: the student's output carries ``dist_logits``, its distillation-token head (DeiT)
 
     def __init__(self) -> None:
         super().__init__()

@@ -8,14 +8,15 @@ from torch import nn
 
 from kdlab.errors import ConfigError
 from kdlab.instantiate import Node, build
-from kdlab.models import embedding_dim, stage_infos
+from kdlab.models import embedding_dim, has_distillation_token, stage_infos
 from kdlab.terms.base import DistillationTerm, PairSpec
 
 
 def describe_pair(
     student: nn.Module, teacher: nn.Module | None, datamodule, *, student_name: str, teacher_name: str
 ) -> PairSpec:
-    """What the terms may know of the pair and the data: names, stages, embedding sizes, classes, train size.
+    """What the terms may know of the pair and the data: names, stages, embedding sizes, classes, train size, and
+    whether the student has a distillation token (DeiT).
     With no teacher (``teacher=none``) the teacher has no stages and no embedding."""
     return PairSpec(
         student_name=student_name,
@@ -26,6 +27,7 @@ def describe_pair(
         teacher_embedding_dim=embedding_dim(teacher) if teacher is not None else None,
         num_classes=datamodule.num_classes,
         num_train_samples=datamodule.num_train,
+        student_has_dist_token=has_distillation_token(student),
     )
 
 

@@ -9,7 +9,17 @@ from torch import Tensor, nn
 
 from kdlab.data.pairs import PARTNER_KEY
 from kdlab.errors import ConfigError
-from kdlab.losses import cs_kd, dist, dkd_nckd, dkd_tckd, kd_kl, standardize_logits, tf_kd_virtual_teacher
+from kdlab.losses import (
+    cs_kd,
+    deit_hard_distillation,
+    deit_soft_distillation,
+    dist,
+    dkd_nckd,
+    dkd_tckd,
+    kd_kl,
+    standardize_logits,
+    tf_kd_virtual_teacher,
+)
 from kdlab.losses.response import DIVERGENCES
 from kdlab.models.outputs import ModelOutputs
 from kdlab.terms.base import Batch, DistillationTerm, PairSpec
@@ -220,3 +230,38 @@ class ClassWiseSelfKD(DistillationTerm):
         if partner is None:
             raise ConfigError("CS-KD needs class-paired batches (batch['partner']); build the terms with build_terms")
         return {"cskd": cs_kd(student.logits[~partner], student.logits[partner], self.temperature)}
+
+
+DEIT_MODES = ("hard", "soft")
+
+
+class DeiTDistillation(DistillationTerm):
+    """DeiT's distillation token, Touvron et al., "Training data-efficient image transformers & distillation through
+    attention" (ICML 2021, arXiv:2012.12877): ``loss_deit`` trains the student's distillation-token head ``z_dist``
+    on the teacher — ``hard``: ``CE(z_dist, argmax z_t)``; ``soft``: ``T²·KL(p_t^T ‖ p_dist^T) / (B·C)``.
+
+    The cross-entropy reads the class head alone (``student.logits``); evaluation reads the model's own output, the
+    mean of both heads, as DeiT reports. Needs a student with a distillation token (timm's ``deit_*_distilled_*``).
+    """
+
+    loss_names = ("deit",)
+    needs_dist_token = True
+
+    def __init__(self, pair: PairSpec, mode: str = "hard", temperature: float = 1.0) -> None:
+        super().__init__()
+        if mode not in DEIT_MODES:
+            raise ConfigError(f"kd.deit_mode must be one of {list(DEIT_MODES)}, got {mode!r}")
+        if not pair.student_has_dist_token:
+            raise ConfigError(
+                f"kd=deit needs a student with a distillation token (timm deit_*_distilled_*, e.g. "
+                f"student=deit_tiny_distilled); student {pair.student_name} has none"
+            )
+        self.mode = mode
+        self.temperature = check_temperature(temperature)
+
+    def forward(self, student: ModelOutputs, teacher: ModelOutputs, batch: Batch) -> dict[str, Tensor]:
+        if student.dist_logits is None:
+            raise ConfigError("DeiT needs the student's dist_logits: run it through forward_with_taps(need_dist_token)")
+        if self.mode == "hard":
+            return {"deit": deit_hard_distillation(student.dist_logits, teacher.logits)}
+        return {"deit": deit_soft_distillation(student.dist_logits, teacher.logits, self.temperature)}

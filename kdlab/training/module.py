@@ -99,6 +99,7 @@ class DistillationModule(pl.LightningModule):
         self.student_stages = sorted({s for t in self.terms.values() for s in t.student_stages})
         self.teacher_stages = sorted({s for t in self.terms.values() for s in t.teacher_stages})
         self.needs_embedding = any(t.needs_embedding for t in self.terms.values())
+        self.needs_dist_token = any(t.needs_dist_token for t in self.terms.values())  # DeiT's second head
         # validate_args=False: its checks would sync with the GPU every step
         self.train_metrics = metric_collection(num_classes, "train/", validate_args=False)
         self.train_losses = (
@@ -125,7 +126,7 @@ class DistillationModule(pl.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         x, rows = batch["image"], supervised_rows(batch)
         y = batch["target"][rows]
-        student = forward_with_taps(self.student, x, self.student_stages, self.needs_embedding)
+        student = forward_with_taps(self.student, x, self.student_stages, self.needs_embedding, self.needs_dist_token)
         # mixup/cutmix (kdlab.data.mixing): cross-entropy on the mixed soft labels; accuracy stays on the hard ones
         losses = {"ce": F.cross_entropy(student.logits[rows], batch.get("soft_target", batch["target"])[rows])}
         if self.terms:
