@@ -51,7 +51,17 @@ def test_a_teacher_is_shared_by_presets_whose_students_train_at_another_lr() -> 
     assert teacher_cache_key(vgg8) == teacher_cache_key(mobilenet)
 
 
-@pytest.mark.parametrize("preset", PRESETS)
+# One preset per student family runs in the default tier (resnet, vgg, wrn, shufflenet, mobilenetv2); the rest, whose
+# architectures test_cifar_zoo builds and taps on its own, run in the slow tier.
+EVERY_FAMILY = {
+    "cifar100_resnet56_resnet20", "cifar100_vgg13_vgg8", "cifar100_wrn_40_2_wrn_16_2",
+    "cifar100_resnet32x4_shufflev1", "cifar100_vgg13_mobilenetv2_half",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "preset", [pytest.param(p, marks=[] if p in EVERY_FAMILY else [pytest.mark.slow]) for p in PRESETS]
+)
 def test_preset_pair_runs_one_batch(preset: str, tmp_path: Path) -> None:
     cfg = compose_config(f"experiment={preset}", *ONE_BATCH)
     metrics = run(cfg, tmp_path)

@@ -113,6 +113,7 @@ def test_int8_models_are_not_counted_but_still_reported():
     assert report.params is None and report.macs is None and report.size_bytes == size_on_disk(int8)
 
 
+@pytest.mark.slow  # the default tier checks the same through a run: test_run_report's QAT + KD row
 def test_qat_fine_tunes_through_fake_quant_and_converts_to_int8():
     model, batches = trained_like_resnet(), image_batches(3)
     prepared = prepare_qat(model, batches[0]["image"])

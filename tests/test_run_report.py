@@ -112,7 +112,10 @@ def test_int8_student_is_smaller_and_reported(sweep: Path) -> None:
     assert results["report/student+int8/name"] == "test_resnet int8 (PTQ)"
 
 
-@pytest.mark.parametrize(("teacher", "recipe"), [(True, "QAT + KD"), (False, "QAT")])
+@pytest.mark.parametrize(
+    ("teacher", "recipe"),
+    [(True, "QAT + KD"), pytest.param(False, "QAT", marks=pytest.mark.slow)],  # the ablation: same path, no teacher
+)
 def test_qat_row_is_int8_and_was_trained(sweep: Path, tmp_path: Path, teacher: bool, recipe: str) -> None:
     """Through ``kdlab-evaluate`` in its own process, as a user runs it. In this test process (after the sweep
     fixture's runs) torchao's prepare_qat_pt2e failed with torch.fx's KeyError('custom') from its global trace
