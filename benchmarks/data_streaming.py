@@ -6,8 +6,8 @@ Generates its own JPEG trees (256-px, ``--small`` and ``--large`` images) in a t
               training batches at 224 px (RandomResizedCrop + flip, 2 workers) over the small and the large tree:
               it must not grow with the folder (within 10 %) and stay under
               workers × prefetch × batch × image bytes (uint8) + 1.5 GB (no models in this pass);
-  throughput  loader images/s with 1 and 2 workers over the same batches (decoding is CPU-bound: on a 2-core
-              machine the ratio is the parallel speed-up the cores allow);
+  throughput  loader images/s with 1 and 2 workers over the same batches, median of ``--repeats`` alternated passes
+              (decoding is CPU-bound: on a 2-core machine the ratio is the parallel speed-up the cores allow);
   student     a student's training step at 224 px (what the loader must keep up with), images/s;
   digits      one epoch of the default digits data through loader + device transform, uint8 storage vs the
               former float32 storage (transform applied once up front), median of ``--repeats``.
@@ -77,8 +77,10 @@ def _pss_of_tree(pid: int) -> int:
     return total
 
 
-def loader_pass(root: Path, workers: int, batches: int, batch_size: int) -> dict:
-    """Run one loader pass in a child process; return its images/s and the peak PSS of it and its workers."""
+def loader_pass(root: Path, workers: int, batches: int, batch_size: int, memory: bool = True) -> dict:
+    """Run one loader pass in a child process; return its images/s and (``memory``) the peak PSS of it and its
+    workers. The PSS sampler reads /proc every 50 ms: a throughput pass runs without it, so that it takes no CPU from
+    the workers."""
     code = f"""
 import json, time, sys
 sys.path.insert(0, {str(REPO)!r})
@@ -102,10 +104,12 @@ print(json.dumps({{"images_per_s": seen / (time.perf_counter() - start), "train_
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    if memory:
+        sampler.start()
     out, _ = proc.communicate()
     done.set()
-    sampler.join()
+    if memory:
+        sampler.join()
     if proc.returncode:
         raise SystemExit(f"loader pass failed ({proc.returncode})")
     return {**json.loads(out.strip().splitlines()[-1]), "peak_pss_gb": peak / 1024**3, "workers": workers}
@@ -183,9 +187,13 @@ def main() -> None:
     in_flight_gb = 2 * 2 * args.batch_size * 3 * 224 * 224 / 1024**3  # uint8 images: one byte per value
     results["memory_large_over_small"] = ratio
     results["memory_bound_gb"] = in_flight_gb + 1.5
-    one, two = (loader_pass(small, w, args.batches, args.batch_size) for w in (1, 2))
-    results["throughput"] = {"1_worker": one["images_per_s"], "2_workers": two["images_per_s"]}
-    results["throughput_ratio"] = two["images_per_s"] / one["images_per_s"]
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(args.repeats):  # alternated, so a change in machine load hits both counts alike
+        for workers in (1, 2):
+            rates[workers].append(loader_pass(small, workers, args.batches, args.batch_size, False)["images_per_s"])
+    results["throughput"] = {f"{w}_worker{'s' * (w > 1)}": statistics.median(r) for w, r in rates.items()}
+    results["throughput_each"] = rates
+    results["throughput_ratio"] = statistics.median(rates[2]) / statistics.median(rates[1])
     results["digits"] = digits_epoch_seconds(args.repeats)
     results["student_step_224"] = student_step_images_per_s()
     results["load_after"] = os.getloadavg()[0]
