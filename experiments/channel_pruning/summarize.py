@@ -22,6 +22,9 @@ def collect(folder: Path) -> tuple[dict, dict]:
         seed = path.parts[-3]
         ratio, healer = path.parent.name.removeprefix("prune").split("-teacher_")
         results = json.loads(path.read_text())
+        if "report/student+pruned/top1" not in results:  # copied, not evaluated yet (run.sh still going)
+            print(f"skipped, not evaluated: {path.parent}")
+            continue
         unpruned[seed] = {k: results[f"report/student/{k}"] for k in ("top1", "macs", "params", "latency_b1_ms")}
         row = {k: results[f"report/student+pruned/{k}"] for k in ("top1", "macs", "params", "latency_b1_ms")}
         pruned[(float(ratio), "KD" if healer == "true" else "CE")][seed] = row
