@@ -261,8 +261,13 @@ def _add_pruned(
     tune = settings.finetune
     amount, epochs = tune.prune, tune.prune_finetune_epochs
     healer = "KD" if tune.prune_teacher and module.teacher is not None else "CE"
-    meta = {"prune": amount, "finetune_epochs": epochs, "kind": tune.prune_kind, "steps": tune.prune_steps}
-    meta["healer"] = healer
+    meta = {
+        "prune": amount,
+        "finetune_epochs": epochs,
+        "kind": tune.prune_kind,
+        "steps": tune.prune_steps,
+        "healer": healer,
+    }
     path = run_dir / PRUNED_FILE
     pruned = _load_pruned(path, settings, datamodule, meta) if reuse else None
     if pruned is None:
