@@ -42,6 +42,8 @@ def test_auto_holds_a_small_set_in_memory_and_streams_past_the_budget(tree: Path
     assert isinstance(over, StreamingDataModule)
     timm_recipe = imagefolder_data(str(tree), image_size=24, augment="rrc_flip")  # per-image PIL recipe: streams
     assert isinstance(timm_recipe, StreamingDataModule)
+    erasing = imagefolder_data(str(tree), image_size=24, random_erasing=0.25)  # erasing is the streamed path's
+    assert isinstance(erasing, StreamingDataModule)
 
 
 def test_streamed_batches_have_the_in_memory_format_and_normalised_images(tree: Path) -> None:
@@ -75,6 +77,10 @@ def test_an_unknown_recipe_names_the_value(tree: Path) -> None:
         imagefolder_data(str(tree), augment="rand-q9")
     with pytest.raises(ConfigError, match=r"data.augment=rrc_flip .* needs data.in_memory=false"):
         imagefolder_data(str(tree), augment="rrc_flip", in_memory=True)
+    with pytest.raises(ConfigError, match=r"data.random_erasing is a probability in \[0, 1\], got 1.5"):
+        imagefolder_data(str(tree), random_erasing=1.5)
+    with pytest.raises(ConfigError, match=r"data.random_erasing erases per decoded image: it needs"):
+        imagefolder_data(str(tree), random_erasing=0.25, in_memory=True)
 
 
 def _sample(data: StreamingDataModule, epoch: int, index: int) -> torch.Tensor:

@@ -106,9 +106,11 @@ def default_memory_budget() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
 
 
-def choose_in_memory(in_memory: bool | str, augment: str, needed: int, budget_gb: float | None) -> bool:
+def choose_in_memory(
+    in_memory: bool | str, augment: str, needed: int, budget_gb: float | None, erasing: float = 0.0
+) -> bool:
     """``auto`` holds the set in memory when it fits the budget and the recipe runs on tensors (timm's per-image
-    recipes need the decoded PIL images: streaming)."""
+    recipes and random erasing belong to the streamed path)."""
     if in_memory not in ("auto", True, False):
         raise ConfigError(f"data.in_memory must be auto, true or false, got {in_memory!r}")
     if in_memory is True and is_timm_augment(augment):
@@ -116,10 +118,12 @@ def choose_in_memory(in_memory: bool | str, augment: str, needed: int, budget_gb
             f"data.augment={augment} transforms each decoded image: it needs data.in_memory=false (or auto); "
             f"in memory: {', '.join(LEGACY_AUGMENTATIONS)}"
         )
+    if in_memory is True and erasing:
+        raise ConfigError("data.random_erasing erases per decoded image: it needs data.in_memory=false (or auto)")
     if in_memory != "auto":
         return bool(in_memory)
     budget = default_memory_budget() if budget_gb is None else float(budget_gb) * 1024**3
-    return needed <= budget and not is_timm_augment(augment)
+    return needed <= budget and not is_timm_augment(augment) and not erasing
 
 
 def imagefolder_data(
@@ -156,6 +160,8 @@ def imagefolder_data(
         raise ConfigError(f"data.root {base} does not exist")
     check_augment_name(augment)
     check_mixing(mixup, cutmix, batch_size)
+    if isinstance(random_erasing, bool) or not isinstance(random_erasing, int | float) or not 0 <= random_erasing <= 1:
+        raise ConfigError(f"data.random_erasing is a probability in [0, 1], got {random_erasing!r}")
     train_folder, test_images = _folder(base, "train", True), _folder(base, test_folder, True)
     _check_classes(base, train_folder, test_images, test_folder)
     val_images = _folder(base, val_folder, False)
@@ -169,9 +175,8 @@ def imagefolder_data(
     folders = [f for f in (train_folder, val_images, test_images) if f is not None]
     name, classes = f"imagefolder:{base.name}", len(class_index)
     mixer = BatchMixer(mixup, cutmix, classes) if (mixup or cutmix) else None
-    if choose_in_memory(in_memory, augment, decoded_bytes(folders, channels, image_size), memory_budget_gb):
-        if random_erasing:
-            raise ConfigError("data.random_erasing erases per decoded image: it needs data.in_memory=false (or auto)")
+    needed = decoded_bytes(folders, channels, image_size)
+    if choose_in_memory(in_memory, augment, needed, memory_budget_gb, random_erasing):
         load = partial(_load, channels=channels, image_size=image_size, class_index=class_index, skip=skip_bad_files)
         train, test = load(train_folder), load(test_images)
         if val_images is not None:
