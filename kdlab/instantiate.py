@@ -3,8 +3,11 @@ as itself, not buried in Hydra's ``InstantiationException``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -33,6 +36,26 @@ def build(node: Node, *args: Any, **kwargs: Any) -> Any:
 
 
 def build_optim(optim: Node) -> dict[str, Any]:
-    """Optimizer and scheduler factories (``_partial_`` nodes): the module hands them its parameters at fit time."""
-    scheduler = optim.get("scheduler")
-    return {"optimizer": build(optim.optimizer), "scheduler": build(scheduler) if scheduler else None}
+    """Optimizer and scheduler factories (``_partial_`` nodes): the module hands them its parameters at fit time.
+
+    ``optim.warmup_epochs = w`` scales the first ``w`` epochs' learning rate by (k + 1) / (w + 1), on top of the
+    scheduler (chained, so a cosine still decays over the whole run): a soft-target loss at a high temperature can
+    then train at the plain-CE learning rate without diverging in its first epoch (Goyal et al. 2017's warm-up)."""
+    node = optim.get("scheduler")
+    scheduler = build(node) if node else None
+    warmup = optim.get("warmup_epochs", 0)
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ConfigError(f"optim.warmup_epochs must be an integer ≥ 0, got {warmup!r}")
+    if warmup:
+        scheduler = partial(_warmed_up, scheduler=scheduler, epochs=warmup)
+    return {"optimizer": build(optim.optimizer), "scheduler": scheduler}
+
+
+def _warmed_up(
+    optimizer: torch.optim.Optimizer, scheduler: Callable[..., Any] | None, epochs: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """A linear warm-up chained with the configured scheduler: both factors multiply the base learning rate."""
+    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0 / (epochs + 1), total_iters=epochs)
+    if scheduler is None:
+        return ramp
+    return torch.optim.lr_scheduler.ChainedScheduler([ramp, scheduler(optimizer)], optimizer=optimizer)

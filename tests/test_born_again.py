@@ -13,10 +13,13 @@ from kdlab.errors import ConfigError
 from kdlab.instantiate import build
 from kdlab.run import run
 
+AUGMENTED = "data.augment=crop_flip"  # random views: each generation replays its teacher's outputs
+
 
 def test_generations_chain_and_report_each_generation_and_the_ensemble(tmp_path: Path) -> None:
     metrics = run(
-        compose_config(*FAST, "kd=born_again", "kd.generations=2", "trainer.limit_test_batches=1.0"), tmp_path
+        compose_config(*FAST, "kd=born_again", "kd.generations=2", "trainer.limit_test_batches=1.0", AUGMENTED),
+        tmp_path,
     )
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["status"] == "completed" and results["generations"] == 2
@@ -29,6 +32,7 @@ def test_generations_chain_and_report_each_generation_and_the_ensemble(tmp_path:
             gen["teacher/path"] == results[f"generations/{k - 1}/checkpoint"] and gen["teacher/source"] == "checkpoint"
         )
         assert gen["student/test_acc"] == results[f"generations/{k}/test_acc"]
+        assert gen["teacher/outputs_source"] == "replay"  # each generation's own teacher, its own replayed views
         assert gen["teacher/name"] == gen["student/name"] == "test_resnet"
         assert gen["config"]["seed"] == k and gen["config"]["kd"]["temperature"] == 1.0
         assert gen["config"]["kd"]["alpha"] == 1.0 and "generations" not in gen["config"]["kd"]

@@ -1,4 +1,5 @@
-"""Two CPU processes under Lightning DDP (gloo) train the same model as one process on the same global batch.
+"""Two CPU processes under Lightning DDP (gloo) train the same model as one process on the same global batch, with
+random augmentation and the teacher's outputs replayed.
 
 The two-process leg runs as the user runs it, ``python -m kdlab ... trainer.strategy=ddp``: Lightning starts each
 rank as a fresh interpreter. Forking ranks from a pytest worker (``ddp_fork``) can deadlock once earlier tests in
@@ -30,6 +31,7 @@ COMMON = [
     # mean of two half-batch ones stays rounding-sized; Adam divides by sqrt(v) and magnifies it for weights whose
     # gradients are near zero (seen: 16 of 40k weights off by up to 1e-4 after 8 AdamW steps).
     "optim=sgd",
+    "data.augment=crop_flip",  # random views: the teacher's outputs are replayed, each rank reading its samples' rows
 ]
 SINGLE = ["data.batch_size=32", "logger=none"]
 TWO_PROCESSES = [
@@ -50,6 +52,7 @@ def test_two_process_ddp_matches_one_process_on_the_same_data(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Starting with 2 processes" in proc.stdout + proc.stderr
     two = json.loads((out / "results.json").read_text())
+    assert one["teacher/outputs_source"] == two["teacher/outputs_source"] == "replay"
 
     for key in ("student/test_acc", "student/best_val_acc", "student/test_agreement"):
         assert two[key] == pytest.approx(one[key], abs=1e-6), key

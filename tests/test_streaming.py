@@ -157,11 +157,11 @@ def test_mixup_needs_an_even_batch(tree: Path) -> None:
 
 
 def test_a_streaming_run_with_rand_augment_and_mixup(tmp_path: Path, tree: Path) -> None:
-    """The issue's command at toy scale: timm recipe + mixup, streamed by two workers, teacher online."""
+    """The issue's command at toy scale: timm recipe + mixup, streamed by two workers, teacher outputs replayed."""
     overrides = ["data=imagefolder", f"data.root={tree}", "data.image_size=32", "data.batch_size=8"]
     overrides += ["data.augment=rand-m9-mstd0.5", "data.mixup=0.2", "data.num_workers=2"]
     metrics = run(compose_config(*FAST, *overrides), tmp_path)
-    assert metrics["teacher/outputs_source"] == "online"
+    assert metrics["teacher/outputs_source"] == "replay"
     assert 0.0 <= metrics["student/test_acc"] <= 1.0
     assert metrics["report/test_samples"] == 8
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import FAST, compose_config
+from streaming_trees import write_jpeg_tree
 from test_imagefolder import _write_tree
 
 from kdlab.data.augment import apply_augment, sample_keys
@@ -62,6 +63,30 @@ def test_replayed_logits_match_with_mixup_and_cutmix(tmp_path: Path, monkeypatch
     seen = _record_replayed_vs_fresh(monkeypatch)
     metrics = run(compose_config(*REPLAY, *folder, *mixing), tmp_path / "r")
     assert metrics["teacher/outputs_source"] == "replay"
+    _assert_replayed_equals_fresh(seen, 3)
+
+
+@pytest.mark.parametrize("mixing", [[], ["data.mixup=0.8", "data.cutmix=1.0"]], ids=["crops+erasing", "+mixing"])
+def test_replay_on_a_streamed_folder_is_the_teachers_exact_view(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mixing: list[str]
+) -> None:
+    """Streamed from disk by two workers: timm's RandomResizedCrop + flip + RandAugment in the workers, erasing (and
+    mixing) on the device; the replayed logits are still the teacher's on the student's exact batch, views cycling."""
+    root = write_jpeg_tree(tmp_path / "jpegs", {"train": 12, "test": 4})
+    folder = ["data=imagefolder", f"data.root={root}", "data.image_size=24", "data.in_memory=false"]
+    recipe = ["data.augment=rand-m9-mstd0.5", "data.random_erasing=0.5", "data.num_workers=2", "data.batch_size=8"]
+    seen = _record_replayed_vs_fresh(monkeypatch)
+    metrics = run(compose_config(*REPLAY, *folder, *recipe, *mixing), tmp_path / "r")
+    assert metrics["teacher/outputs_source"] == "replay"
+    _assert_replayed_equals_fresh(seen, 3)
+
+
+def test_an_ensemble_replays_its_combined_logits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two members' soft targets are combined once per view and stored as one teacher's logits."""
+    ensemble = ["teacher=ensemble", "teacher.members=[tiny,{config:tiny,seed:1}]"]
+    seen = _record_replayed_vs_fresh(monkeypatch)
+    metrics = run(compose_config(*[o for o in REPLAY if o != "teacher=tiny"], *ensemble), tmp_path / "e")
+    assert metrics["teacher/outputs_source"] == "replay" and metrics["teacher/name"] == "ensemble"
     _assert_replayed_equals_fresh(seen, 3)
 
 

@@ -21,6 +21,8 @@ class ImageDataModule(pl.LightningDataModule):
         if batch_size < 1:
             raise ConfigError(f"data.batch_size must be >= 1, got {batch_size}")
         self.name, self.num_classes, self.batch_size = name, num_classes, batch_size
+        self.mixer: Any = None  # a kdlab.data.mixing.BatchMixer when Mixup/CutMix is on
+        self.view_cycle = 0  # teacher-output replay (kdlab.teacher.replay): epoch e trains on view e mod view_cycle
 
     @property
     def in_chans(self) -> int:
@@ -38,6 +40,26 @@ class ImageDataModule(pl.LightningDataModule):
     @property
     def num_train(self) -> int:
         return len(self.train)
+
+    def data_epoch(self, epoch: int) -> int:
+        """The epoch whose random draws (augmentation, erasing, mixing) epoch ``epoch`` uses: itself, or its replay
+        view."""
+        return epoch % self.view_cycle if self.view_cycle else epoch
+
+    def shuffle_cycle(self) -> int:
+        """With mixing under replay the batches themselves must repeat (a mixed image depends on its partner), so
+        the shuffle cycles with the views; otherwise every epoch gets its own order."""
+        return self.view_cycle if self.mixer is not None else 0
+
+    def train_view_batches(self, view: int, device: Any = "cpu") -> Iterator[dict[str, Any]]:
+        """Every training batch of data epoch ``view`` (one process), exactly as the student gets them: replay runs
+        the teacher on these."""
+        raise NotImplementedError
+
+    def replay_fingerprint(self) -> dict[str, Any]:
+        """What, besides seed, batching and recipe names, decides the training views' pixels: the training data's
+        content and the input transform (keys the replayed teacher outputs)."""
+        raise NotImplementedError
 
     def model_batches(self, split: str, order: Any = None, batch_size: int | None = None) -> Iterator[dict[str, Any]]:
         raise NotImplementedError

@@ -21,7 +21,7 @@ from kdlab.data.sampling import (
     private_generator,
     shuffle_seed,
 )
-from kdlab.data.tensors import InputTransform, Split
+from kdlab.data.tensors import InputTransform, Split, fingerprint
 from kdlab.errors import ConfigError
 
 
@@ -83,7 +83,6 @@ class InMemoryDataModule(ImageDataModule):
         channels, size = int(train.images.shape[1]), int(train.images.shape[-1])
         self.transform = transform if transform is not None else InputTransform.identity(channels, size)
         self.mixer = mixer
-        self.view_cycle = 0  # teacher-output replay (kdlab.teacher.replay): epoch e trains on view e mod view_cycle
         self.class_pairs = False  # CS-KD: each training batch holds its samples and a class-mate of each
 
     def pair_same_class(self) -> None:
@@ -116,15 +115,6 @@ class InMemoryDataModule(ImageDataModule):
     def split_batches(self, split: str) -> list[dict[str, Tensor]]:
         """All model-ready batches of ``split``, held: a set that fits in memory is transformed once per report."""
         return list(self.model_batches(split))
-
-    def data_epoch(self, epoch: int) -> int:
-        """The epoch whose random draws (augmentation, mixing) epoch ``epoch`` uses: itself, or its replay view."""
-        return epoch % self.view_cycle if self.view_cycle else epoch
-
-    def shuffle_cycle(self) -> int:
-        """With mixing under replay the batches themselves must repeat (a mixed image depends on its partner), so
-        the shuffle cycles with the views; otherwise every epoch gets its own order."""
-        return self.view_cycle if self.mixer is not None else 0
 
     def _train_sampler(self, dataset: Dataset, world: int = 1, rank: int = 0) -> ResumableShuffleSampler:
         return ResumableShuffleSampler(dataset, world, rank, seed=shuffle_seed(), cycle=self.shuffle_cycle())
@@ -193,6 +183,13 @@ class InMemoryDataModule(ImageDataModule):
             batch = self.mixer(batch, seed, data_epoch)
         return batch
 
+    def replay_fingerprint(self) -> dict[str, Any]:
+        t = self.transform
+        return {
+            "train_data": fingerprint([("images", self.train.images), ("targets", self.train.targets)]),
+            "transform": {"scale": t.scale, "size": t.size, "mean": t.mean.tolist(), "std": t.std.tolist()},
+        }
+
     def train_view_batches(self, view: int, device: torch.device | str = "cpu") -> Iterator[dict[str, Any]]:
         """Every training batch of data epoch ``view`` (one process), exactly as the student gets them: the same
         shuffle, batch boundaries, dropped last batch, augmentation and mixing. Replay runs the teacher on these."""
@@ -200,8 +197,8 @@ class InMemoryDataModule(ImageDataModule):
         sampler = self._train_sampler(dataset)
         sampler.set_epoch(view)
         order = torch.as_tensor(list(sampler), dtype=torch.long)
-        if self._drop_lone_last_sample(len(order), 1):
-            order = order[: len(order) - 1]
+        if self.mixer is not None and self._drop_lone_last_sample(len(order), 1):
+            order = order[: len(order) - 1]  # mixed rows depend on the batch; unmixed ones cover every sample (DDP)
         for chunk in order.split(self.batch_size):
             batch = self.on_before_batch_transfer(dataset.__getitems__(chunk.tolist()), 0)
             batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}

@@ -64,12 +64,21 @@ class ResumableShuffleSampler(DistributedSampler):
 
 class EpochTaggedSampler(ResumableShuffleSampler):
     """Yields ``(epoch, index)``: a dataset that draws random augmentations per sample seeds them from the pair, so
-    they do not depend on which worker process (or which copy of the dataset) decodes the sample."""
+    they do not depend on which worker process (or which copy of the dataset) decodes the sample. ``tag_cycle`` > 0
+    tags epoch e as e mod tag_cycle (teacher-output replay: epoch e draws view e mod V's augmentations)."""
+
+    def __init__(self, *args: Any, tag_cycle: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tag_cycle, self.tag = tag_cycle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self.tag = epoch % self.tag_cycle if self.tag_cycle else epoch
 
     def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
-        epoch = int(self.epoch)
+        tag = int(self.tag)
         for index in super().__iter__():
-            yield epoch, index
+            yield tag, index
 
 
 class ShardSampler(DistributedSampler):

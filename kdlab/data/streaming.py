@@ -9,6 +9,7 @@ on the worker count, on prefetching, or on where a run resumed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
@@ -171,6 +172,19 @@ class FileSplit:
     def subset(self, indices: Sequence[int]) -> FileSplit:
         return FileSplit([self[i] for i in indices])
 
+    def manifest(self) -> str:
+        """SHA-256 over every file's path, label, size and modification time: replacing, touching, adding or
+        relabelling a file changes it (one ``stat`` per file, no decoding)."""
+        digest = hashlib.sha256()
+        for raw, target in zip(self.paths, self.targets.tolist(), strict=True):
+            try:
+                stat = os.stat(raw)
+                facts = f"{stat.st_size}|{stat.st_mtime_ns}"
+            except OSError:
+                facts = "missing"
+            digest.update(raw + f"|{target}|{facts}\n".encode())
+        return digest.hexdigest()
+
 
 class ImageFileDataset(Dataset):
     """Decodes one file per item. A key is an index or ``(epoch, index)`` (from :class:`EpochTaggedSampler`); the
@@ -309,7 +323,7 @@ class StreamingDataModule(ImageDataModule):
     def train_dataloader(self) -> DataLoader:
         """Seeded per-epoch shuffle, resumable mid-epoch by delivered batches; ``(epoch, index)`` keys."""
         dataset, (world, rank) = self._dataset(self.train, train=True), self._ranks()
-        sampler = EpochTaggedSampler(dataset, num_replicas=world, rank=rank, seed=shuffle_seed())
+        sampler = self._train_sampler(dataset, world, rank)
         return ResumableDataLoader(
             dataset,
             self.batch_size,
@@ -318,6 +332,31 @@ class StreamingDataModule(ImageDataModule):
             generator=private_generator(0),
             **self._loader_options(),
         )
+
+    def _train_sampler(self, dataset: Dataset, world: int = 1, rank: int = 0) -> EpochTaggedSampler:
+        """Tags each index with its data epoch (its replay view), shuffles by epoch (cycling with the views when
+        mixing)."""
+        seed, cycle = shuffle_seed(), self.shuffle_cycle()
+        return EpochTaggedSampler(dataset, world, rank, seed=seed, cycle=cycle, tag_cycle=self.view_cycle)
+
+    def train_view_batches(self, view: int, device: torch.device | str = "cpu") -> Iterator[dict[str, Any]]:
+        """Every training batch of data epoch ``view`` (one process), decoded by the workers and made into inputs
+        exactly as the student gets them: the same shuffle, batch boundaries, crops, erasing and mixing."""
+        dataset = self._dataset(self.train, train=True)
+        sampler = self._train_sampler(dataset)
+        sampler.set_epoch(view)
+        loader = DataLoader(
+            dataset, self.batch_size, sampler=sampler, drop_last=self.mixer is not None, **self._loader_options()
+        )
+        for batch in loader:
+            batch = self.on_before_batch_transfer(batch, 0)
+            if not len(batch["index"]):
+                continue
+            batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+            yield self.train_inputs(batch, view)
+
+    def replay_fingerprint(self) -> dict[str, Any]:
+        return {"train_files": self.train.manifest(), "transform": {**self.spec.__dict__, "augment": self.augment}}
 
     def _eval_loader(self, split: FileSplit, order: Tensor | None = None, batch_size: int | None = None) -> DataLoader:
         dataset: Dataset = self._dataset(split, train=False)
@@ -366,12 +405,20 @@ class StreamingDataModule(ImageDataModule):
         trainer, keys = self.trainer, batch.pop("sample_keys", None)
         if trainer is None or not trainer.training:
             return {**batch, "image": self.inputs(batch["image"])}
+        if keys is not None:
+            batch["sample_keys"] = keys
+        return self.train_inputs(batch, trainer.current_epoch)
+
+    def train_inputs(self, batch: dict[str, Any], epoch: int) -> dict[str, Any]:
+        """A decoded training batch (on its device) as the student gets it at ``epoch``: standardised, erased per
+        sample from (seed, data epoch, index), then mixed per batch."""
+        keys = batch.pop("sample_keys", None)
         if keys is None and self.inputs.erasing:
             keys = batch["index"].tolist()
-        seed, epoch = shuffle_seed(), trainer.current_epoch
-        batch = {**batch, "image": self.inputs.train(batch["image"], seed, epoch, keys or [])}
+        seed, data_epoch = shuffle_seed(), self.data_epoch(epoch)
+        batch = {**batch, "image": self.inputs.train(batch["image"], seed, data_epoch, keys or [])}
         if self.mixer is not None and "mix_key" in batch:
-            batch = self.mixer(batch, seed, epoch)
+            batch = self.mixer(batch, seed, data_epoch)
         return batch
 
 

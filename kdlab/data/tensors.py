@@ -7,7 +7,8 @@ set takes a quarter of the memory float32 would and every batch is transformed w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -105,3 +106,13 @@ def fit_input_transform(train: Split, scale: float, size: int, chunk: int = 512)
         std = ((squares - count * mean.pow(2)) / max(count - 1, 1)).clamp(min=0).sqrt()
         mean, std = mean.float(), std.float()
     return InputTransform(float(scale), int(size), mean, std.clamp(min=1e-6))
+
+
+def fingerprint(named: Iterable[tuple[str, Tensor]]) -> str:
+    """SHA-256 over names, dtypes, shapes and raw bytes of tensors: equal iff the contents are equal."""
+    digest = hashlib.sha256()
+    for name, tensor in named:
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(flat.view(torch.uint8).numpy())  # the buffer itself, no copy
+    return digest.hexdigest()

@@ -140,6 +140,7 @@ def validate_config(cfg: DictConfig) -> None:
     _check_number(cfg, "optim.optimizer.lr", 0, open_low=True)
     _check_number(cfg, "optim.optimizer.weight_decay", 0)
     _check_number(cfg, "optim.optimizer.momentum", 0, 1)
+    _check_number(cfg, "trainer.gradient_clip_val", 0, open_low=True)
     _check_number(cfg, "post.prune_finetune_lr_factor", 0, open_low=True)  # check_post_config lets inf through
     _check_data(cfg.data)
     _check_run(cfg)
@@ -151,6 +152,10 @@ def validate_config(cfg: DictConfig) -> None:
     _check_model(cfg.student, "student")
     reject_teacher_list()
     _check_positive_int(cfg.trainer.get("max_epochs"), "trainer.max_epochs")
+    warmup = cfg.optim.get("warmup_epochs", 0)
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup < cfg.trainer.max_epochs:
+        epochs = cfg.trainer.max_epochs
+        raise ConfigError(f"optim.warmup_epochs must be an integer in [0, trainer.max_epochs={epochs}), got {warmup!r}")
     if has_teacher(cfg):
         _check_teacher(cfg)
     ReplaySettings.of(outputs_settings(cfg))  # kd.replay: views, topk, max_gb

@@ -9,18 +9,18 @@ written beside each entry as JSON (``kdlab-cache show KEY``).
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from kdlab.data.datamodule import InMemoryDataModule
+from kdlab.data.tensors import fingerprint
 from kdlab.errors import ConfigError
 from kdlab.io import UNREADABLE_FILE_ERRORS, atomic_write
 from kdlab.teacher.cache import OUTPUTS, cache_root, content_key, entry_lock, entry_path, write_record
@@ -72,16 +72,6 @@ def cache_mode(settings: OutputsSettings) -> bool:
             "use kd.cache_teacher=auto (teacher runs online) or data.augment=none"
         )
     return mode is True or (mode == "auto" and augment == "none")
-
-
-def fingerprint(named: Iterable[tuple[str, Tensor]]) -> str:
-    """SHA-256 over names, dtypes, shapes and raw bytes of tensors: equal iff the contents are equal."""
-    digest = hashlib.sha256()
-    for name, tensor in named:
-        flat = tensor.detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(flat.view(torch.uint8).numpy())  # the buffer itself, no copy
-    return digest.hexdigest()
 
 
 def output_key_content(teacher: nn.Module, datamodule: InMemoryDataModule, taps: TeacherTaps) -> dict[str, Any]:

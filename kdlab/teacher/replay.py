@@ -1,14 +1,15 @@
 """Teacher-output replay: distil under random augmentation at the cost of training the student alone.
 
-Every random choice of the in-memory data path is a function of (seed, epoch, sample index) for augmentation and
-(seed, epoch, batch) for mixup/cutmix (:mod:`kdlab.data.augment`, :mod:`kdlab.data.mixing`), so the student's input
-at epoch ``e`` is known in advance. For ``V`` views (default: the student's epochs, exact) the teacher is run once
-per view over exactly the batches the student will get at an epoch ``e`` with ``e mod V = v`` — with mixing on, on
-the *mixed* images — and its fp16 logits are stored in a memory-mapped file under ``<cache_root>/teacher_replay/``,
-reused by every later run and every job of a sweep. This is FKD's idea (Shen & Xing, "A Fast Knowledge Distillation
-Framework for Visual Recognition", ECCV 2022, arXiv:2112.01528) with Beyer et al.'s condition ("Knowledge
-distillation: A good teacher is patient and consistent", CVPR 2022, arXiv:2106.05237): the teacher's output must be
-on the student's exact view. ``V`` < epochs cycles the views (FKD-style).
+Every random choice of both data paths is a function of (seed, epoch, sample index) for augmentation — in memory
+(:mod:`kdlab.data.augment`) and in the workers and on the device of a streamed folder (:mod:`kdlab.data.streaming`:
+crops, flips, RandAugment, erasing) — and of (seed, epoch, batch) for mixup/cutmix (:mod:`kdlab.data.mixing`), so
+the student's input at epoch ``e`` is known in advance. For ``V`` views (default: the student's epochs, exact) the
+teacher is run once per view over exactly the batches the student will get at an epoch ``e`` with ``e mod V = v`` —
+with mixing on, on the *mixed* images — and its fp16 logits are stored in a memory-mapped file under
+``<cache_root>/teacher_replay/``, reused by every later run and every job of a sweep. This is FKD's idea (Shen &
+Xing, "A Fast Knowledge Distillation Framework for Visual Recognition", ECCV 2022, arXiv:2112.01528) with Beyer et
+al.'s condition ("Knowledge distillation: A good teacher is patient and consistent", CVPR 2022, arXiv:2106.05237):
+the teacher's output must be on the student's exact view. ``V`` < epochs cycles the views (FKD-style).
 
 Only logits are replayed: terms that read the teacher's feature maps or embedding run it online.
 """
@@ -30,12 +31,13 @@ import torch
 from filelock import FileLock
 from torch import nn
 
-from kdlab.data.datamodule import InMemoryDataModule
+from kdlab.data.base import ImageDataModule
 from kdlab.data.sampling import shuffle_seed
+from kdlab.data.tensors import fingerprint
 from kdlab.errors import ConfigError
 from kdlab.io import write_json
 from kdlab.teacher.cache import cache_root
-from kdlab.teacher.output_cache import OutputsSettings, TeacherOutputsPlan, device_of, evaluating, fingerprint
+from kdlab.teacher.output_cache import OutputsSettings, TeacherOutputsPlan, device_of, evaluating
 from kdlab.training.replay_table import (
     INDICES_FILE,
     LOGITS_FILE,
@@ -80,14 +82,13 @@ class ReplaySettings:
 
 def why_not_replay(settings: OutputsSettings, datamodule: Any, taps: TeacherTaps) -> str | None:
     """Why this run's teacher outputs cannot be replayed (then the teacher runs online), or None when they can."""
-    if not isinstance(datamodule, InMemoryDataModule):
-        return "the data set is streamed from disk (replay needs the in-memory data path)"
     if taps.stages or taps.embedding:
         return "the terms read the teacher's feature maps or embedding, which are not replayed"
     devices = settings.devices
     single = devices in (1, "1", None) or (devices == "auto" and torch.cuda.device_count() <= 1)
-    if "ddp" in settings.strategy or not single:
-        return "replay serves single-process runs only (DDP shards would need the views per rank)"
+    if ("ddp" in settings.strategy or not single) and datamodule.mixer is not None:
+        # without mixing a row is one sample's view, whichever rank trains on it; mixed images depend on the batch
+        return "mixup/cutmix under DDP mixes within each rank's batches, which views computed in one process are not"
     return None
 
 
@@ -100,19 +101,20 @@ def replay_requested(settings: OutputsSettings, datamodule: Any) -> bool:
 
 
 def key_record(
-    teacher: nn.Module, datamodule: InMemoryDataModule, settings: ReplaySettings, teacher_name: str
+    teacher: nn.Module, datamodule: ImageDataModule, settings: ReplaySettings, teacher_name: str
 ) -> dict[str, Any]:
-    """What determines the replayed logits, readable: teacher weights, data contents, transform and augmentation
-    recipe with the library versions that draw them, batching (mixing pairs images within a batch), seed, V, K."""
-    t, mixer = datamodule.transform, datamodule.mixer
+    """What determines the replayed logits, readable: teacher weights, data contents (tensors in memory, a file
+    manifest when streamed), transform and augmentation recipe with the library versions that draw them, batching
+    (mixing pairs images within a batch), seed, V, K."""
+    mixer = datamodule.mixer
     return {
         "format": REPLAY_FORMAT,
         "teacher": teacher_name,
         "teacher_class": type(teacher).__name__,
         "teacher_weights": fingerprint(teacher.state_dict().items()),
         "data": datamodule.name,
-        "train_data": fingerprint([("images", datamodule.train.images), ("targets", datamodule.train.targets)]),
-        "transform": {"scale": t.scale, "size": t.size, "mean": t.mean.tolist(), "std": t.std.tolist()},
+        "streamed": bool(getattr(datamodule, "streaming", False)),
+        **datamodule.replay_fingerprint(),
         "augment": datamodule.augment,
         "mixing": None if mixer is None else repr(vars(mixer.mixup)),
         "batch_size": datamodule.batch_size,
@@ -161,9 +163,7 @@ def _store(arrays: dict[str, np.memmap], view: int, rows: np.ndarray, logits: to
     arrays["rest"][view, rows] = rest.cpu().numpy()
 
 
-def compute_views(
-    teacher: nn.Module, datamodule: InMemoryDataModule, settings: ReplaySettings, directory: Path
-) -> None:
+def compute_views(teacher: nn.Module, datamodule: ImageDataModule, settings: ReplaySettings, directory: Path) -> None:
     """One eval-mode teacher pass per view over exactly the student's batches of that view, stored as it goes."""
     n, c = datamodule.num_train, datamodule.num_classes
     arrays = _open_arrays(directory, settings, n, c)
@@ -178,7 +178,7 @@ def compute_views(
 
 
 def _write_replay(
-    teacher: nn.Module, datamodule: InMemoryDataModule, settings: ReplaySettings, record: dict, path: Path
+    teacher: nn.Module, datamodule: ImageDataModule, settings: ReplaySettings, record: dict, path: Path
 ) -> None:
     """Compute into a temporary directory beside ``path`` and rename it into place: a killed job leaves no half file.
 
@@ -199,7 +199,7 @@ def _write_replay(
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def _load(path: Path, settings: ReplaySettings, datamodule: InMemoryDataModule) -> ReplayTable:
+def _load(path: Path, settings: ReplaySettings, datamodule: ImageDataModule) -> ReplayTable:
     try:
         table = ReplayTable(path)
     except (OSError, ValueError, KeyError) as exc:
