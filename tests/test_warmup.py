@@ -3,6 +3,7 @@ the whole run and the run's learning rate is reached after the warm-up."""
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
@@ -13,6 +14,7 @@ from omegaconf import OmegaConf
 from kdlab.errors import ConfigError
 from kdlab.instantiate import build_optim
 from kdlab.run import run
+from kdlab.run.validate import validate_config
 
 BASE_LR, EPOCHS = 0.1, 10
 
@@ -73,3 +75,15 @@ def test_a_run_trains_through_the_warmup_with_clipped_gradients(tmp_path) -> Non
     cfg = compose_config(*FAST, "trainer.max_epochs=2", "optim.warmup_epochs=1", "trainer.gradient_clip_val=1.0")
     result = run(cfg, tmp_path)  # a scheduler Lightning refuses would raise here
     assert math.isfinite(result["student/test_acc"])
+
+
+def test_a_term_warmup_longer_than_the_run_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="kdlab.run.validate"):
+        validate_config(compose_config("kd=dkd", "trainer.max_epochs=5"))
+        assert (
+            "kd.terms.dkd.warmup_epochs=20 ≥ trainer.max_epochs=5: its loss never reaches full weight (at most 25%)"
+            in (caplog.text)
+        )
+        caplog.clear()
+        validate_config(compose_config("kd=dkd", "trainer.max_epochs=5", "kd.terms.dkd.warmup_epochs=2"))
+        assert "warmup_epochs" not in caplog.text

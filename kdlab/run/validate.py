@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from kdlab.teacher.recipe import outputs_settings
 from kdlab.teacher.replay import ReplaySettings
 from kdlab.tracking import resolve_wandb_mode
 from kdlab.training.resume import resume_mode
+
+log = logging.getLogger(__name__)
 
 
 def _check_model(node: DictConfig, role: str) -> None:
@@ -131,6 +134,20 @@ def _check_teacher_files(teacher: DictConfig) -> None:
             )
 
 
+def _warn_about_unfinished_warmups(cfg: DictConfig) -> None:
+    """A term whose loss ramps up over more epochs than the run has (DKD's and ReviewKD's 20 are CIFAR's 240-epoch
+    recipe) never reaches its full weight: legal, but rarely what a short run means."""
+    epochs = cfg.trainer.max_epochs
+    for name, node in (cfg.kd.get("terms") or {}).items():
+        warmup = node.get("warmup_epochs") if isinstance(node, DictConfig) else None
+        if isinstance(warmup, int) and warmup >= epochs:
+            log.warning(
+                "kd.terms.%s.warmup_epochs=%d ≥ trainer.max_epochs=%d: its loss never reaches full weight (at most "
+                "%.0f%%); set kd.terms.%s.warmup_epochs below the epochs", name, warmup, epochs,
+                100 * min(epochs / warmup, 1.0), name,
+            )  # fmt: skip
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` naming the first bad value and what is allowed."""
     _check_number(cfg, "kd.temperature", 0, open_low=True)
@@ -156,6 +173,7 @@ def validate_config(cfg: DictConfig) -> None:
     if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup < cfg.trainer.max_epochs:
         epochs = cfg.trainer.max_epochs
         raise ConfigError(f"optim.warmup_epochs must be an integer in [0, trainer.max_epochs={epochs}), got {warmup!r}")
+    _warn_about_unfinished_warmups(cfg)
     if has_teacher(cfg):
         _check_teacher(cfg)
     ReplaySettings.of(outputs_settings(cfg))  # kd.replay: views, topk, max_gb
