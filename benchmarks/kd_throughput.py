@@ -32,10 +32,12 @@ precompute per view is compared with the teacher's share of an online-KD epoch, 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -281,6 +283,7 @@ def main() -> None:
         from benchmarks.data_streaming import write_tree  # only this mode writes images
 
         root = write_tree(Path(tempfile.mkdtemp(prefix="kd_throughput_")), args.folder)
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
         folder = ["data=imagefolder", f"data.root={root}", "data.in_memory=false"]
 
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)

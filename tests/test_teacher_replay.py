@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -17,9 +19,11 @@ from test_imagefolder import _write_tree
 from kdlab.data.augment import apply_augment, sample_keys
 from kdlab.errors import ConfigError
 from kdlab.run import run
+from kdlab.teacher.output_cache import OutputsSettings
+from kdlab.teacher.replay import why_not_replay
 from kdlab.training.module import DistillationModule
 from kdlab.training.replay_table import reconstruct_logits, topk_with_rest
-from kdlab.training.teacher_outputs import run_teacher
+from kdlab.training.teacher_outputs import TeacherTaps, run_teacher
 
 REPLAY = [*FAST, "data.augment=crop_flip", "trainer.max_epochs=3", "kd.replay.views=2"]
 
@@ -162,3 +166,13 @@ def test_feature_terms_run_the_teacher_online_and_say_so(tmp_path: Path, caplog:
 def test_bad_views_is_a_config_error(tmp_path: Path, views: object) -> None:
     with pytest.raises(ConfigError, match=rf"kd\.replay\.views must be a positive integer .* got {views!r}"):
         run(compose_config(*REPLAY, f"kd.replay.views={views}"), tmp_path / "a")
+
+
+def test_under_ddp_only_unmixed_views_are_replayed() -> None:
+    """A stored row is one sample's view, whichever rank trains on it; a mixed row depends on its rank's batch."""
+    ddp = OutputsSettings("t", "auto", "crop_flip", 2, 0, 1.0, devices=2, strategy="ddp", cache_dir=None)
+    logits_only = TeacherTaps((), False)
+    assert why_not_replay(ddp, SimpleNamespace(mixer=None), logits_only) is None
+    assert "under DDP" in why_not_replay(ddp, SimpleNamespace(mixer=object()), logits_only)
+    one = replace(ddp, devices=1, strategy="auto")
+    assert why_not_replay(one, SimpleNamespace(mixer=object()), logits_only) is None

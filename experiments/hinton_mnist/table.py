@@ -2,11 +2,14 @@
 
 Usage: python experiments/hinton_mnist/table.py RUN_DIR [RUN_DIR ...]
 The first run's teacher row is printed once (every run shares the cached teacher); each run adds a student row.
+With several seeds, a summary follows: mean ± std of the errors per kind of student and the gap closed,
+(errors alone − errors distilled) / (errors alone − errors teacher), from the means and per seed (paper: 0.91).
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -45,6 +48,29 @@ def main(run_dirs: list[str]) -> None:
         paper = PAPER["distilled"] if distilled else PAPER["alone"]
         wall = f"{r['wall_time_s'] / 60:.0f} min"
         print(row(label, paper, r["student/test_acc"], cfg, cfg["trainer"]["max_epochs"], cfg["optim"], wall))
+    summary(runs, errors(first["teacher/test_acc"]))
+
+
+def summary(runs: list[dict], teacher: int) -> None:
+    """Mean ± std of errors per kind over seeds, and the gap closed from the means and for each shared seed."""
+    by_kind: dict[str, dict[int, int]] = {"alone": {}, "distilled": {}}
+    for r in runs:
+        by_kind["distilled" if r["config"]["kd"]["terms"] else "alone"][r["config"]["seed"]] = errors(
+            r["student/test_acc"]
+        )
+    if min(len(v) for v in by_kind.values()) < 2:
+        return
+    print("\n| student | seeds | errors, mean ± std | per seed |\n|---|---|---|---|")
+    for kind, per_seed in by_kind.items():
+        values = list(per_seed.values())
+        print(f"| {kind} | {len(values)} | {statistics.mean(values):.1f} ± {statistics.stdev(values):.1f} | "
+              f"{', '.join(f'{s}: {e}' for s, e in sorted(per_seed.items()))} |")  # fmt: skip
+    alone, distilled = (statistics.mean(by_kind[k].values()) for k in ("alone", "distilled"))
+    print(f"\ngap closed (means): ({alone:.1f} − {distilled:.1f}) / ({alone:.1f} − {teacher}) = "
+          f"{(alone - distilled) / (alone - teacher):.2f} (paper 0.91)")  # fmt: skip
+    shared = sorted(set(by_kind["alone"]) & set(by_kind["distilled"]))
+    gaps = [(by_kind["alone"][s] - by_kind["distilled"][s]) / (by_kind["alone"][s] - teacher) for s in shared]
+    print(f"gap closed per seed {shared}: {', '.join(f'{g:.2f}' for g in gaps)}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 set -euo pipefail
 OUT=${OUT:-/tmp/kdlab-replay}
 SWEEP_EPOCHS=${SWEEP_EPOCHS:-3}
+PARTS=${PARTS:-"accuracy sweep"}  # run one part alone with PARTS=accuracy or PARTS=sweep
 mkdir -p "$OUT"
 cd "$(dirname "$0")/../.."
 export KDLAB_CACHE=$OUT/cache WANDB_MODE=offline

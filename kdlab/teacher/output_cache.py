@@ -54,7 +54,7 @@ class OutputsSettings:
     replay_views: Any  # kd.replay.views, or trainer.max_epochs when null (checked by ReplaySettings.of)
     replay_topk: Any  # kd.replay.topk
     replay_max_gb: Any  # kd.replay.max_gb
-    devices: Any  # trainer.devices and trainer.strategy: replay serves one process only
+    devices: Any  # trainer.devices and trainer.strategy: under DDP, mixed batches are not replayed
     strategy: str
     cache_dir: str | None
 
