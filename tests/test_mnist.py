@@ -216,5 +216,6 @@ def test_hinton_presets_pin_the_papers_setup() -> None:
         assert cfg.optim.optimizer.weight_decay == 0.0 and (cfg.data.name, cfg.data.augment) == ("mnist", "none")
     assert distilled.kd.temperature == 20.0 and list(distilled.kd.terms) == ["soft_targets"]
     assert alone.kd.alpha == 0.0 and not alone.kd.terms
+    assert distilled.optim == alone.optim and distilled.optim.warmup_epochs > 0  # one recipe for both students
     overridden = compose_config("experiment=hinton_mnist_distilled", "kd.alpha=0.99", "trainer.max_epochs=2")
     assert (overridden.kd.alpha, overridden.kd.weights.kd, overridden.trainer.max_epochs) == (0.99, 0.99, 2)

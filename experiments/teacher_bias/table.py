@@ -1,6 +1,6 @@
 """Print how much of a biased teacher's known bias each student took on, from a sweep folder's job results.
 
-Usage: python experiments/teacher_bias/table.py SWEEP_DIR CLASS
+Usage: python experiments/teacher_bias/table.py CLASS SWEEP_DIR [SWEEP_DIR ...]
 One row per kd method: mean ± std over seeds of the student's test accuracy on CLASS (the class the teacher was
 biased against), its overall top-1, and the copied-error rate (teacher's mistakes repeated with the same label).
 """
@@ -19,8 +19,8 @@ def mean_std(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.1f} ± {100 * spread:.1f}"
 
 
-def main(sweep: str, label: str) -> None:
-    runs = [json.loads(p.read_text()) for p in sorted(Path(sweep).glob("*/results.json"))]
+def main(label: str, sweeps: list[str]) -> None:
+    runs = [json.loads(p.read_text()) for sweep in sweeps for p in sorted(Path(sweep).glob("*/results.json"))]
     runs = [r for r in runs if r.get("status") == "completed"]
     by_method: dict[str, list[dict]] = defaultdict(list)
     for r in runs:
@@ -40,4 +40,4 @@ def main(sweep: str, label: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2:])
