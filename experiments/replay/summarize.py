@@ -1,7 +1,7 @@
 """Tables of experiments/replay/run.sh's output: accuracy online vs replayed (mean ± std over seeds), accuracy with
 V < epochs, and the 3 x 3 sweep's wall time both ways.
 
-Usage: python experiments/replay/summarize.py OUT
+Usage: python experiments/replay/summarize.py OUT [SWEEP_OUT]
 """
 
 from __future__ import annotations
@@ -38,17 +38,22 @@ def accuracy_rows(out: Path) -> None:
 
 
 def sweep_rows(out: Path) -> None:
-    seconds = dict(line.split() for line in (out / "sweep_seconds.txt").read_text().splitlines())
-    print("\n| 3 x 3 sweep | jobs | sources | wall time of the multirun (s) | mean job wall time (s) |")
-    print("|---|---|---|---|---|")
-    for mode, name in (("false", "online"), ("auto", "replayed")):
+    times = {}
+    for line in (out / "sweep_seconds.txt").read_text().splitlines():
+        mode, wall, user, system = line.split()
+        times[mode] = (float(wall), float(user) + float(system))
+    print("\n| 3 x 3 sweep | jobs | teacher outputs | wall time (s) | CPU time, user + sys (s) | mean job wall time (s) |")
+    print("|---|---|---|---|---|---|")
+    for mode, name in (("false", "online"), ("auto", "replayed, precompute included")):
         runs = jobs(out / f"sweep_{mode}")
         sources = sorted({r["teacher/outputs_source"] for r in runs})
         mean_job = statistics.mean(r["wall_time_s"] for r in runs)
-        print(f"| {name} | {len(runs)} | {', '.join(sources)} | {seconds[mode]} | {mean_job:.1f} |")
-    print(f"\nreplayed / online wall time: {int(seconds['auto']) / int(seconds['false']):.2f}")
+        wall, cpu = times[mode]
+        print(f"| {name} | {len(runs)} | {', '.join(sources)} | {wall:.0f} | {cpu:.0f} | {mean_job:.1f} |")
+    (wall_on, cpu_on), (wall_re, cpu_re) = times["false"], times["auto"]
+    print(f"\nreplayed / online: wall time {wall_re / wall_on:.2f}, CPU time {cpu_re / cpu_on:.2f}")
 
 
 if __name__ == "__main__":
     accuracy_rows(Path(sys.argv[1]))
-    sweep_rows(Path(sys.argv[1]))
+    sweep_rows(Path(sys.argv[-1]))  # OUT, or a second OUT that ran PARTS=sweep
