@@ -42,7 +42,7 @@ def sweep_rows(out: Path) -> None:
     for line in (out / "sweep_seconds.txt").read_text().splitlines():
         mode, wall, user, system = line.split()
         times[mode] = (float(wall), float(user) + float(system))
-    print("\n| 3 x 3 sweep | jobs | teacher outputs | wall time (s) | CPU time, user + sys (s) | mean job wall time (s) |")
+    print("\n| 3 x 3 sweep | jobs | teacher outputs | wall time (s) | CPU time, user + sys (s) | mean job (s) |")
     print("|---|---|---|---|---|---|")
     for mode, name in (("false", "online"), ("auto", "replayed, precompute included")):
         runs = jobs(out / f"sweep_{mode}")
