@@ -85,6 +85,27 @@ def test_replay_on_a_streamed_folder_is_the_teachers_exact_view(
     _assert_replayed_equals_fresh(seen, 3)
 
 
+def test_an_embedding_term_replays_the_teachers_pooled_embedding_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RKD reads the teacher's pooled embedding: it is stored per view beside the logits and looked up with them."""
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    original = DistillationModule._teacher_outputs
+
+    def checking(self, batch, split, stages, embedding):
+        out = original(self, batch, split, stages, embedding)
+        if split == "train" and embedding:
+            fresh = run_teacher(self.teacher.model, batch["image"].float(), embedding=True).embedding
+            seen.append((out.embedding.detach().float(), fresh.float()))
+        return out
+
+    monkeypatch.setattr(DistillationModule, "_teacher_outputs", checking)
+    metrics = run(compose_config(*REPLAY, "kd=relation"), tmp_path / "r")
+    assert metrics["teacher/outputs_source"] == "replay" and seen
+    for replayed, fresh in seen:
+        torch.testing.assert_close(replayed, fresh.half().float(), rtol=2e-3, atol=2e-3)  # stored as fp16
+
+
 def test_an_ensemble_replays_its_combined_logits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two members' soft targets are combined once per view and stored as one teacher's logits."""
     ensemble = ["teacher=ensemble", "teacher.members=[tiny,{config:tiny,seed:1}]"]
@@ -157,7 +178,7 @@ def test_feature_terms_run_the_teacher_online_and_say_so(tmp_path: Path, caplog:
     with caplog.at_level(logging.INFO, logger="kdlab.teacher.replay"):
         metrics = run(compose_config(*REPLAY, "kd=fitnet"), tmp_path / "a")
     assert metrics["teacher/outputs_source"] == "online"
-    assert "feature maps or embedding, which are not replayed" in caplog.text
+    assert "feature maps, which are not replayed" in caplog.text
     with pytest.raises(ConfigError, match=r"kd\.cache_teacher=replay: the terms read the teacher's feature maps"):
         run(compose_config(*REPLAY, "kd=fitnet", "kd.cache_teacher=replay"), tmp_path / "b")
 

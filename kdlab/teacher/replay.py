@@ -11,7 +11,8 @@ Xing, "A Fast Knowledge Distillation Framework for Visual Recognition", ECCV 202
 al.'s condition ("Knowledge distillation: A good teacher is patient and consistent", CVPR 2022, arXiv:2106.05237):
 the teacher's output must be on the student's exact view. ``V`` < epochs cycles the views (FKD-style).
 
-Only logits are replayed: terms that read the teacher's feature maps or embedding run it online.
+Logits are replayed, and the pooled embedding when a term reads it (RKD, PKT, CRD, …); terms that read the teacher's
+feature maps (FitNet, AT, …) run it online.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,11 @@ from kdlab.data.sampling import shuffle_seed
 from kdlab.data.tensors import fingerprint
 from kdlab.errors import ConfigError
 from kdlab.io import write_json
+from kdlab.models.outputs import ModelOutputs
 from kdlab.teacher.cache import cache_root
 from kdlab.teacher.output_cache import OutputsSettings, TeacherOutputsPlan, device_of, evaluating
 from kdlab.training.replay_table import (
+    EMBEDDING_FILE,
     INDICES_FILE,
     LOGITS_FILE,
     META_FILE,
@@ -62,6 +65,7 @@ class ReplaySettings:
     views: int
     topk: int
     max_gb: float
+    embedding_dim: int = 0  # > 0: the teacher's pooled embedding is stored too (set from the teacher, not the config)
 
     @classmethod
     def of(cls, outputs: OutputsSettings, num_classes: int | None = None) -> ReplaySettings:
@@ -75,15 +79,16 @@ class ReplaySettings:
             raise ConfigError(f"kd.replay.max_gb must be a positive number of GiB, got {max_gb!r}")
         return cls(int(views), int(topk), float(max_gb))
 
-    def nbytes(self, num_samples: int, num_classes: int) -> int:
+    def nbytes(self, num_samples: int, num_classes: int, embedding_dim: int = 0) -> int:
         rows = self.views * num_samples
-        return rows * (self.topk * (2 + 4) + 4) if self.topk else rows * num_classes * 2
+        logits = rows * (self.topk * (2 + 4) + 4) if self.topk else rows * num_classes * 2
+        return logits + rows * embedding_dim * 2
 
 
 def why_not_replay(settings: OutputsSettings, datamodule: Any, taps: TeacherTaps) -> str | None:
     """Why this run's teacher outputs cannot be replayed (then the teacher runs online), or None when they can."""
-    if taps.stages or taps.embedding:
-        return "the terms read the teacher's feature maps or embedding, which are not replayed"
+    if taps.stages:
+        return "the terms read the teacher's feature maps, which are not replayed"
     devices = settings.devices
     single = devices in (1, "1", None) or (devices == "auto" and torch.cuda.device_count() <= 1)
     if ("ddp" in settings.strategy or not single) and datamodule.mixer is not None:
@@ -122,6 +127,7 @@ def key_record(
         "seed": shuffle_seed(),
         "views": settings.views,
         "topk": settings.topk,
+        "embedding_dim": settings.embedding_dim,
     }
 
 
@@ -143,17 +149,21 @@ def check_budget(path: Path, nbytes: int, settings: ReplaySettings) -> str | Non
 
 
 def _open_arrays(directory: Path, settings: ReplaySettings, n: int, c: int) -> dict[str, np.memmap]:
-    v, k = settings.views, settings.topk
+    v, k, d = settings.views, settings.topk, settings.embedding_dim
+    arrays = {"embedding": np.memmap(directory / EMBEDDING_FILE, np.float16, "w+", shape=(v, n, d))} if d else {}
     if not k:
-        return {"logits": np.memmap(directory / LOGITS_FILE, np.float16, "w+", shape=(v, n, c))}
-    return {
+        return arrays | {"logits": np.memmap(directory / LOGITS_FILE, np.float16, "w+", shape=(v, n, c))}
+    return arrays | {
         "values": np.memmap(directory / VALUES_FILE, np.float16, "w+", shape=(v, n, k)),
         "indices": np.memmap(directory / INDICES_FILE, np.int32, "w+", shape=(v, n, k)),
         "rest": np.memmap(directory / REST_FILE, np.float32, "w+", shape=(v, n)),
     }
 
 
-def _store(arrays: dict[str, np.memmap], view: int, rows: np.ndarray, logits: torch.Tensor, topk: int) -> None:
+def _store(arrays: dict[str, np.memmap], view: int, rows: np.ndarray, out: ModelOutputs, topk: int) -> None:
+    if out.embedding is not None:
+        arrays["embedding"][view, rows] = out.embedding.half().cpu().numpy()
+    logits = out.logits
     if not topk:
         arrays["logits"][view, rows] = logits.half().cpu().numpy()
         return
@@ -171,8 +181,8 @@ def compute_views(teacher: nn.Module, datamodule: ImageDataModule, settings: Rep
         device = device_of(teacher)
         for view in range(settings.views):
             for batch in datamodule.train_view_batches(view, device):
-                logits = run_teacher(teacher, batch["image"]).logits
-                _store(arrays, view, batch["index"].cpu().numpy(), logits, settings.topk)
+                out = run_teacher(teacher, batch["image"], embedding=bool(settings.embedding_dim))
+                _store(arrays, view, batch["index"].cpu().numpy(), out, settings.topk)
     for array in arrays.values():
         array.flush()
 
@@ -193,7 +203,8 @@ def _write_replay(
     try:
         compute_views(teacher, datamodule, settings, partial)
         shape = [settings.views, datamodule.num_train, datamodule.num_classes]
-        write_json(partial / META_FILE, {"format": REPLAY_FORMAT, "shape": shape, "topk": settings.topk, "key": record})
+        meta = {"format": REPLAY_FORMAT, "shape": shape, "topk": settings.topk, "key": record}
+        write_json(partial / META_FILE, meta | {"embedding_dim": settings.embedding_dim})
         os.replace(partial, path)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
@@ -206,14 +217,25 @@ def _load(path: Path, settings: ReplaySettings, datamodule: ImageDataModule) -> 
         raise ConfigError(f"teacher replay {path} is unreadable ({type(exc).__name__}); delete it to recompute") from (
             exc
         )
-    if (table.views, table.num_samples, table.num_classes, table.topk) != (
+    if (table.views, table.num_samples, table.num_classes, table.topk, table.embedding_dim) != (
         settings.views,
         datamodule.num_train,
         datamodule.num_classes,
         settings.topk,
+        settings.embedding_dim,
     ):
         raise ConfigError(f"teacher replay {path} does not match this run's data or kd.replay; delete it to recompute")
     return table
+
+
+def _embedding_width(teacher: nn.Module, datamodule: ImageDataModule) -> int:
+    """The pooled embedding's width, from one eval-mode forward of a blank input."""
+    with evaluating(teacher):
+        blank = torch.zeros(1, *datamodule.input_shape, device=device_of(teacher))
+        pooled = run_teacher(teacher, blank, embedding=True).embedding
+    if pooled is None:
+        raise ConfigError(f"teacher {type(teacher).__name__} gives no pooled embedding to replay")
+    return int(pooled.shape[-1])
 
 
 def replay_plan(
@@ -231,11 +253,14 @@ def replay_plan(
         log.info("teacher outputs: online (%s)", why)
         return TeacherOutputsPlan("online")
     settings = ReplaySettings.of(outputs, datamodule.num_classes)
+    if taps.embedding:
+        settings = replace(settings, embedding_dim=_embedding_width(teacher, datamodule))
     record = key_record(teacher, datamodule, settings, outputs.teacher_name)
     path = replay_dir(outputs.cache_dir, record)
     with FileLock(str(path) + ".lock"):  # the jobs of a sweep compute the views once
         if not path.exists():
-            if too_big := check_budget(path, settings.nbytes(datamodule.num_train, datamodule.num_classes), settings):
+            nbytes = settings.nbytes(datamodule.num_train, datamodule.num_classes, settings.embedding_dim)
+            if too_big := check_budget(path, nbytes, settings):
                 hint = "lower kd.replay.views, set kd.replay.topk, raise kd.replay.max_gb or use kd.cache_teacher=false"
                 if forced:
                     raise ConfigError(f"kd.cache_teacher=replay: {too_big}; {hint}")

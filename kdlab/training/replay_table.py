@@ -1,7 +1,8 @@
-"""Replayed teacher outputs: the teacher's logits for ``V`` augmented views of every training sample, memory-mapped.
+"""Replayed teacher outputs: the teacher's logits (and, when a term reads it, its pooled embedding) for ``V``
+augmented views of every training sample, memory-mapped.
 
 Written by :mod:`kdlab.teacher.replay`; a student at epoch ``e`` trains on view ``e mod V`` (the data module draws
-that view's augmentation and mixing), so looking up ``(e mod V, index)`` gives the logits the teacher produced on
+that view's augmentation and mixing), so looking up ``(e mod V, index)`` gives the outputs the teacher produced on
 exactly the student's input. Only the rows a batch needs are read from disk (the page cache shares them between
 the jobs of a sweep on one machine).
 """
@@ -20,11 +21,12 @@ from torch import Tensor
 from kdlab.models.outputs import ModelOutputs
 
 REPLAY_FORMAT = "kdlab.teacher_replay/1"
-LOGITS_FILE, VALUES_FILE, INDICES_FILE, REST_FILE, META_FILE = (
+LOGITS_FILE, VALUES_FILE, INDICES_FILE, REST_FILE, EMBEDDING_FILE, META_FILE = (
     "logits.f16",
     "topk_values.f16",
     "topk_indices.i32",
     "rest_lse.f32",
+    "embedding.f16",
     "meta.json",
 )
 
@@ -47,29 +49,34 @@ def reconstruct_logits(values: Tensor, indices: Tensor, rest: Tensor, num_classe
 
 
 class ReplayTable:
-    """Reads a replay directory: ``meta.json`` plus fp16 logits ``(V, N, C)`` (or top-K values, indices, rest)."""
+    """Reads a replay directory: ``meta.json`` plus fp16 logits ``(V, N, C)`` (or top-K values, indices, rest) and,
+    when ``meta["embedding_dim"]`` is set, the fp16 pooled embedding ``(V, N, D)``."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.meta = json.loads((self.directory / META_FILE).read_text())
         self.views, self.num_samples, self.num_classes = (int(x) for x in self.meta["shape"])
         self.topk = int(self.meta.get("topk") or 0)
+        self.embedding_dim = int(self.meta.get("embedding_dim") or 0)
         self._arrays = self._open()
 
     def _open(self) -> dict[str, np.memmap]:
-        v, n, c, k = self.views, self.num_samples, self.num_classes, self.topk
+        v, n, c, k, d = self.views, self.num_samples, self.num_classes, self.topk, self.embedding_dim
+        arrays = {}
+        if d:
+            arrays["embedding"] = np.memmap(self.directory / EMBEDDING_FILE, np.float16, "r", shape=(v, n, d))
         if not k:
-            return {"logits": np.memmap(self.directory / LOGITS_FILE, np.float16, "r", shape=(v, n, c))}
-        return {
+            return arrays | {"logits": np.memmap(self.directory / LOGITS_FILE, np.float16, "r", shape=(v, n, c))}
+        return arrays | {
             "values": np.memmap(self.directory / VALUES_FILE, np.float16, "r", shape=(v, n, k)),
             "indices": np.memmap(self.directory / INDICES_FILE, np.int32, "r", shape=(v, n, k)),
             "rest": np.memmap(self.directory / REST_FILE, np.float32, "r", shape=(v, n)),
         }
 
     def covers(self, split: str, stages: Sequence[int] = (), embedding: bool = False) -> bool:
-        """Training logits only: evaluation is not augmented (the teacher runs on it online), and terms that read
-        stage maps or the embedding run the teacher online."""
-        return split == "train" and not stages and not embedding
+        """Training outputs only: evaluation is not augmented (the teacher runs on it online); terms that read stage
+        maps run the teacher online; the embedding only when it was stored."""
+        return split == "train" and not stages and (not embedding or bool(self.embedding_dim))
 
     def view_of(self, epoch: int) -> int:
         return epoch % self.views
@@ -92,8 +99,12 @@ class ReplayTable:
         self, index: Tensor, split: str, stages: Sequence[int] = (), embedding: bool = False, epoch: int = 0
     ) -> ModelOutputs:
         if not self.covers(split, stages, embedding):
-            raise KeyError(f"replayed teacher outputs hold train logits only, not {split} {list(stages)} {embedding=}")
-        return ModelOutputs(logits=self.logits(index, epoch), features={}, embedding=None)
+            raise KeyError(f"replayed teacher outputs hold train logits (and embedding), not {split} {list(stages)}")
+        pooled = None
+        if embedding:
+            pooled = self._rows("embedding", self.view_of(epoch), index.detach().cpu().numpy()).float()
+            pooled = pooled.to(index.device, non_blocking=True)
+        return ModelOutputs(logits=self.logits(index, epoch), features={}, embedding=pooled)
 
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self._arrays.values())
