@@ -140,9 +140,10 @@ def test_student_epochs_do_not_retrain_the_teacher(tmp_path: Path) -> None:
 
 def test_teacher_optim_is_the_teachers_recipe_and_part_of_its_cache_key() -> None:
     preset = ["experiment=hinton_mnist_distilled"]
-    cfg = compose_config(*preset)
+    cfg = compose_config(*preset, "optim.optimizer.lr=0.02")  # the students' lr, apart from the teacher's 0.1
     phase = teacher_phase(cfg)
     assert (phase.optim.optimizer.lr, cfg.optim.optimizer.lr) == (0.1, 0.02)
+    assert (phase.optim.warmup_epochs, cfg.optim.warmup_epochs) == (0, 5)  # the students' warm-up is theirs alone
     assert phase.optim.scheduler.T_max == cfg.teacher.max_epochs
     key = teacher_cache_key(cfg)
     assert teacher_cache_key(compose_config(*preset, "optim.optimizer.lr=0.5", "trainer.max_epochs=3")) == key
