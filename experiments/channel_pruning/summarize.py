@@ -35,7 +35,7 @@ def mean(rows: dict, key: str) -> float:
     return statistics.mean(r[key] for r in rows.values())
 
 
-def main(folder: Path) -> None:
+def main(folder: Path, plot_name: str = "accuracy_vs_cost.png") -> None:
     unpruned, pruned = collect(folder)
     base = mean(unpruned, "top1")
     seeds = sorted(unpruned)
@@ -66,12 +66,12 @@ def main(folder: Path) -> None:
         axis.set_ylabel("test top-1 %")
         axis.grid(alpha=0.3)
     axes[0].legend()
-    figure.suptitle("Channel pruning (30/50/70 % of channels), healed by KD or cross-entropy; mean of seeds")
+    figure.suptitle("Channel pruning, healed by KD or cross-entropy; mean of seeds")
     figure.tight_layout()
-    out = Path(__file__).with_name("accuracy_vs_cost.png")
+    out = Path(__file__).with_name(plot_name)
     figure.savefig(out, dpi=120)
     print(f"plot: {out}")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "accuracy_vs_cost.png")
