@@ -402,11 +402,10 @@ class StreamingDataModule(ImageDataModule):
         return batch
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        trainer, keys = self.trainer, batch.pop("sample_keys", None)
+        trainer = self.trainer
         if trainer is None or not trainer.training:
+            batch.pop("sample_keys", None)
             return {**batch, "image": self.inputs(batch["image"])}
-        if keys is not None:
-            batch["sample_keys"] = keys
         return self.train_inputs(batch, trainer.current_epoch)
 
     def train_inputs(self, batch: dict[str, Any], epoch: int) -> dict[str, Any]:

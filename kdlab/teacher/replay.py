@@ -41,14 +41,10 @@ from kdlab.models.outputs import ModelOutputs
 from kdlab.teacher.cache import cache_root
 from kdlab.teacher.output_cache import OutputsSettings, TeacherOutputsPlan, device_of, evaluating
 from kdlab.training.replay_table import (
-    EMBEDDING_FILE,
-    INDICES_FILE,
-    LOGITS_FILE,
     META_FILE,
     REPLAY_FORMAT,
-    REST_FILE,
-    VALUES_FILE,
     ReplayTable,
+    open_arrays,
     topk_with_rest,
 )
 from kdlab.training.teacher_outputs import TeacherTaps, run_teacher
@@ -79,10 +75,10 @@ class ReplaySettings:
             raise ConfigError(f"kd.replay.max_gb must be a positive number of GiB, got {max_gb!r}")
         return cls(int(views), int(topk), float(max_gb))
 
-    def nbytes(self, num_samples: int, num_classes: int, embedding_dim: int = 0) -> int:
+    def nbytes(self, num_samples: int, num_classes: int) -> int:
         rows = self.views * num_samples
         logits = rows * (self.topk * (2 + 4) + 4) if self.topk else rows * num_classes * 2
-        return logits + rows * embedding_dim * 2
+        return logits + rows * self.embedding_dim * 2
 
 
 def why_not_replay(settings: OutputsSettings, datamodule: Any, taps: TeacherTaps) -> str | None:
@@ -148,18 +144,6 @@ def check_budget(path: Path, nbytes: int, settings: ReplaySettings) -> str | Non
     return None
 
 
-def _open_arrays(directory: Path, settings: ReplaySettings, n: int, c: int) -> dict[str, np.memmap]:
-    v, k, d = settings.views, settings.topk, settings.embedding_dim
-    arrays = {"embedding": np.memmap(directory / EMBEDDING_FILE, np.float16, "w+", shape=(v, n, d))} if d else {}
-    if not k:
-        return arrays | {"logits": np.memmap(directory / LOGITS_FILE, np.float16, "w+", shape=(v, n, c))}
-    return arrays | {
-        "values": np.memmap(directory / VALUES_FILE, np.float16, "w+", shape=(v, n, k)),
-        "indices": np.memmap(directory / INDICES_FILE, np.int32, "w+", shape=(v, n, k)),
-        "rest": np.memmap(directory / REST_FILE, np.float32, "w+", shape=(v, n)),
-    }
-
-
 def _store(arrays: dict[str, np.memmap], view: int, rows: np.ndarray, out: ModelOutputs, topk: int) -> None:
     if out.embedding is not None:
         arrays["embedding"][view, rows] = out.embedding.half().cpu().numpy()
@@ -176,7 +160,7 @@ def _store(arrays: dict[str, np.memmap], view: int, rows: np.ndarray, out: Model
 def compute_views(teacher: nn.Module, datamodule: ImageDataModule, settings: ReplaySettings, directory: Path) -> None:
     """One eval-mode teacher pass per view over exactly the student's batches of that view, stored as it goes."""
     n, c = datamodule.num_train, datamodule.num_classes
-    arrays = _open_arrays(directory, settings, n, c)
+    arrays = open_arrays(directory, "w+", settings.views, n, c, settings.topk, settings.embedding_dim)
     with evaluating(teacher):
         device = device_of(teacher)
         for view in range(settings.views):
@@ -259,8 +243,7 @@ def replay_plan(
     path = replay_dir(outputs.cache_dir, record)
     with FileLock(str(path) + ".lock"):  # the jobs of a sweep compute the views once
         if not path.exists():
-            nbytes = settings.nbytes(datamodule.num_train, datamodule.num_classes, settings.embedding_dim)
-            if too_big := check_budget(path, nbytes, settings):
+            if too_big := check_budget(path, settings.nbytes(datamodule.num_train, datamodule.num_classes), settings):
                 hint = "lower kd.replay.views, set kd.replay.topk, raise kd.replay.max_gb or use kd.cache_teacher=false"
                 if forced:
                     raise ConfigError(f"kd.cache_teacher=replay: {too_big}; {hint}")

@@ -48,6 +48,21 @@ def reconstruct_logits(values: Tensor, indices: Tensor, rest: Tensor, num_classe
     return full.scatter(-1, indices.long(), values.float())
 
 
+def open_arrays(directory: Path, mode: str, v: int, n: int, c: int, k: int, d: int) -> dict[str, np.memmap]:
+    """The replay directory's memory-mapped arrays (``mode`` "w+" to write them, "r" to read): fp16 logits
+    ``(V, N, C)`` or the top-K values, indices and rest, plus the fp16 embedding ``(V, N, D)`` when ``d`` > 0."""
+    layout = {"logits": (LOGITS_FILE, np.float16, (v, n, c))} if not k else {
+        "values": (VALUES_FILE, np.float16, (v, n, k)),
+        "indices": (INDICES_FILE, np.int32, (v, n, k)),
+        "rest": (REST_FILE, np.float32, (v, n)),
+    }  # fmt: skip
+    if d:
+        layout["embedding"] = (EMBEDDING_FILE, np.float16, (v, n, d))
+    return {
+        name: np.memmap(directory / file, dtype, mode, shape=shape) for name, (file, dtype, shape) in layout.items()
+    }
+
+
 class ReplayTable:
     """Reads a replay directory: ``meta.json`` plus fp16 logits ``(V, N, C)`` (or top-K values, indices, rest) and,
     when ``meta["embedding_dim"]`` is set, the fp16 pooled embedding ``(V, N, D)``."""
@@ -61,17 +76,9 @@ class ReplayTable:
         self._arrays = self._open()
 
     def _open(self) -> dict[str, np.memmap]:
-        v, n, c, k, d = self.views, self.num_samples, self.num_classes, self.topk, self.embedding_dim
-        arrays = {}
-        if d:
-            arrays["embedding"] = np.memmap(self.directory / EMBEDDING_FILE, np.float16, "r", shape=(v, n, d))
-        if not k:
-            return arrays | {"logits": np.memmap(self.directory / LOGITS_FILE, np.float16, "r", shape=(v, n, c))}
-        return arrays | {
-            "values": np.memmap(self.directory / VALUES_FILE, np.float16, "r", shape=(v, n, k)),
-            "indices": np.memmap(self.directory / INDICES_FILE, np.int32, "r", shape=(v, n, k)),
-            "rest": np.memmap(self.directory / REST_FILE, np.float32, "r", shape=(v, n)),
-        }
+        return open_arrays(
+            self.directory, "r", self.views, self.num_samples, self.num_classes, self.topk, self.embedding_dim
+        )
 
     def covers(self, split: str, stages: Sequence[int] = (), embedding: bool = False) -> bool:
         """Training outputs only: evaluation is not augmented (the teacher runs on it online); terms that read stage
