@@ -184,3 +184,42 @@ def test_a_run_repeated_by_a_later_sweep_counts_once(tmp_path: Path, capsys: pyt
     assert float(group["student/test_acc_mean"]) == pytest.approx(0.92)
     repeats = {row["job"]: row["repeat_of"] for row in read_csv(tmp_path / "runs.csv")}
     assert repeats == {"grid/0": "seeds/0", "seeds/0": "", "seeds/1": ""}
+
+
+def write_pruned_job(job: Path, ratio: float, healer: str, seed: int, top1: float) -> None:
+    """A prune-ratio sweep job: the unpruned student's report row and the pruned one (MACs shrink with the ratio)."""
+    overrides = [f"post.prune={ratio}", f"post.prune_teacher={healer == 'KD'}", f"seed={seed}"]
+    write_job(job, overrides, seed=seed, acc=0.99)
+    results = json.loads((job / "results.json").read_text())
+    results["config"]["post"] = {"prune": ratio, "prune_teacher": healer == "KD", "prune_kind": "channel"}
+    results.update({
+        "post/prune_amount": ratio, "post/prune_healer": healer,
+        "report/student/top1": 0.99, "report/student/macs": 4e6, "report/student/latency_b1_ms": 2.0,
+        "report/student+pruned/top1": top1, "report/student+pruned/macs": 4e6 * (1 - ratio) ** 2,
+        "report/student+pruned/params": 1e5, "report/student+pruned/latency_b1_ms": 2.0 - ratio,
+    })  # fmt: skip
+    (job / "results.json").write_text(json.dumps(results))
+
+
+def test_a_prune_ratio_sweep_reports_accuracy_against_cost(tmp_path: Path) -> None:
+    """hparams_search=prune_ratio's report: each (ratio, healer) as mean ± std over seeds beside the unpruned student,
+    and accuracy_vs_cost.png; a T × alpha sweep has neither."""
+    top1 = {(0.3, "KD"): (0.98, 0.96), (0.3, "CE"): (0.97, 0.95), (0.7, "KD"): (0.90, 0.80), (0.7, "CE"): (0.85, 0.75)}
+    for (ratio, healer), accs in top1.items():
+        for seed, acc in enumerate(accs):
+            write_pruned_job(tmp_path / f"{ratio}-{healer}-{seed}", ratio, healer, seed, acc)
+    assert main([str(tmp_path)]) == 0
+    report = (tmp_path / "report.md").read_text()
+    assert "| 0 % | — | 8 | 99.00 ± 0.00 | 100.0 % | — | 4.00M | 2.00 / — |" in report
+    assert "| 70 % | KD | 2 | 85.00 ± 7.07 | 85.9 % | 100.0K | 0.36M | 1.30 / — |" in report
+    assert "| 30 % | CE | 2 | 96.00 ± 1.41 | 97.0 % |" in report
+    assert (tmp_path / "accuracy_vs_cost.png").read_bytes()[:4] == b"\x89PNG"
+    assert "![Pruned student accuracy](heatmap.png)" in report  # ratio × healer of the pruned top-1, not the unpruned
+    cells = heatmap_cells(collect_runs([tmp_path]), "post.prune", "post.prune_teacher", "report/student+pruned/top1")
+    assert cells["kd=response"][("0.7", "true")] == pytest.approx([0.90, 0.80])
+
+
+def test_a_sweep_without_pruning_has_no_cost_plot(sweep_dirs: tuple[Path, Path]) -> None:
+    grid, _ = sweep_dirs
+    assert main([str(grid)]) == 0
+    assert not (grid / "accuracy_vs_cost.png").exists() and "Pruned students" not in (grid / "report.md").read_text()

@@ -25,6 +25,7 @@ from kdlab.post import (
     prepare_qat,
     quantization_mode,
     quantize_int8,
+    weight_codes,
     weight_sparsity,
 )
 from kdlab.report.table import compression_report
@@ -92,6 +93,36 @@ def test_an_int8_mobilenet_is_sized_by_its_int8_weights_not_its_packed_kernels()
     int8 = quantize_int8(model, image_batches(1, 8))
     dense_int8 = sum(t.numel() for t in int8_weights(int8))  # one byte per int8 weight
     assert dense_int8 <= size_on_disk(int8) < 0.4 * size_on_disk(model)
+
+
+def test_four_bit_weights_use_sixteen_levels_per_channel_on_the_same_int8_kernels():
+    """post.quant_weight_bits=4 (W4A8): the int8 weights hold codes in [-8, 7] only, on the same oneDNN kernels, and
+    QAT's weight fake-quantizers train against that range."""
+    model, batches = tiny_resnet(), image_batches()
+    w8, w4 = quantize_int8(model, batches), quantize_int8(model, batches, weight_bits=4)
+    low8, high8 = weight_codes(w8)
+    assert high8 - low8 >= 250  # 8 bits: the full int8 range is used
+    assert weight_codes(w4) == (-8, 7)  # the largest weight of some channel lands on each end of the 4-bit range
+    packed = [t.to_dense() if t.is_mkldnn else t for t in int8_weights(w4)]  # the weights the kernels run
+    assert packed and all(int(t.min()) >= -8 and int(t.max()) <= 7 for t in packed)
+    assert int8_kernels(w4) == int8_kernels(w8) and size_on_disk(w4) == pytest.approx(size_on_disk(w8), rel=0.01)
+    x = batches[0]["image"]
+    with torch.no_grad():
+        reference = model(x)
+        assert (w4(x) - reference).abs().mean() > (w8(x) - reference).abs().mean()  # 16 levels round more
+    ranges = {(q.quant_min, q.quant_max) for q in fake_quantizers(prepare_qat(trained_like_resnet(), x, weight_bits=4))}
+    assert (-8, 7) in ranges and (0, 255) in ranges  # weights on 4 bits, activations still uint8
+
+
+@pytest.mark.parametrize("bits", [1, 9, 4.0, True])
+def test_weight_bits_outside_int8_is_a_config_error(bits):
+    from kdlab.post.settings import check_post_config
+
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(f"post.quant_weight_bits must be an integer in [2, 8] (int8 kernels), got {bits!r}"),
+    ):
+        check_post_config({"quantize": "int8", "quant_weight_bits": bits})
 
 
 def test_model_that_does_not_export_is_a_config_error():

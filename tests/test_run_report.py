@@ -123,12 +123,16 @@ def test_qat_row_is_int8_and_was_trained(sweep: Path, tmp_path: Path, teacher: b
     job = tmp_path / "1"
     shutil.copytree(sweep / "1", job)
     post = ["post.quantize=qat", "post.qat_epochs=1", f"post.qat_teacher={str(teacher).lower()}", "post.prune=null"]
+    post += ["post.export=null", "post.quant_weight_bits=4"]  # ONNX is test_onnx_export_round_trips's; 4 bits: W4A8
     command = [sys.executable, "-m", "kdlab.report.evaluate", str(job), *post, *QUICK_LATENCY]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     results = results_of(job)
     assert "post/qat_error" not in results, results.get("post/qat_error")
-    assert results["report/student+int8-qat/name"] == f"test_resnet int8 ({recipe}, 1 ep)"
+    assert results["report/student+int8-qat/name"] == f"test_resnet int8 ({recipe}, 1 ep, 4-bit weights)"
+    assert results["report/student+int8/name"] == "test_resnet int8 (PTQ, 4-bit weights)"
+    for row in ("int8", "qat"):  # both int8 models hold 4-bit weight codes, at each end of the range somewhere
+        assert (results[f"post/{row}_weight_code_min"], results[f"post/{row}_weight_code_max"]) == (-8, 7)
     assert results["post/qat_teacher"] is teacher and results["post/qat_epochs"] == 1
     assert results["post/qat_fake_quantizers"] > 0 and results["post/qat_weight_change"] > 0
     assert 0.0 <= results["report/student+int8-qat/top1"] <= 1.0

@@ -9,6 +9,7 @@ import yaml
 from conftest import CONF, REPO
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 from kdlab.sweeps.compare.collect import canonical
 from kdlab.sweeps.sweepfile import agent_command, check_sweep_file, load_sweep, parameter_sets
@@ -96,7 +97,7 @@ def test_local_twin_sweeps_the_same_grid(path: Path) -> None:
     assert local == swept
     for key, spec in sweep["parameters"].items():  # constants (teacher_seed: 0) are set in the twin too
         if "value" in spec:
-            assert canonical(cfg[key]) == canonical(spec["value"])
+            assert canonical(OmegaConf.select(cfg, key)) == canonical(spec["value"])
     fixed = [a for a in agent_command(sweep, {}, "x", "y") if "=" in a and not a.startswith(("hydra.", "logger"))]
     for group, option in (a.split("=", 1) for a in fixed):
         assert cfg.hydra.runtime.choices[group] == option

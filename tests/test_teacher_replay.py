@@ -179,8 +179,10 @@ def test_feature_terms_run_the_teacher_online_and_say_so(tmp_path: Path, caplog:
         metrics = run(compose_config(*REPLAY, "kd=fitnet"), tmp_path / "a")
     assert metrics["teacher/outputs_source"] == "online"
     assert "feature maps, which are not replayed" in caplog.text
-    with pytest.raises(ConfigError, match=r"kd\.cache_teacher=replay: the terms read the teacher's feature maps"):
-        run(compose_config(*REPLAY, "kd=fitnet", "kd.cache_teacher=replay"), tmp_path / "b")
+    forced = compose_config(*REPLAY, "kd=fitnet", "kd.cache_teacher=replay")
+    with pytest.raises(ConfigError, match=r"kd\.cache_teacher=replay: term hints \(kdlab\.terms\.FitNetHints\) reads"):
+        run(forced, tmp_path / "b")
+    assert not list((tmp_path / "b").rglob("*.ckpt")) and not list((tmp_path / "b").rglob("*.pt"))  # before training
 
 
 @pytest.mark.parametrize("views", [0, "two"])

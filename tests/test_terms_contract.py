@@ -15,8 +15,11 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
+from kdlab.errors import ConfigError
 from kdlab.models import embedding_dim, forward_with_taps, has_distillation_token, stage_infos
+from kdlab.teacher.replay import check_forced_replay
 from kdlab.terms import DistillationTerm, PairSpec
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -102,6 +105,12 @@ def test_kd_config_contract(name: str, models):
     names = [loss for term in terms.values() for loss in term.loss_names]
     assert len(names) == len(set(names)), f"kd={name}: two terms return the same loss name {names}"
     assert set(names) == set(kd.weights), f"kd={name}: loss names {names} vs weights {list(kd.weights)}"
+    forced_replay = OmegaConf.merge(kd, {"cache_teacher": "replay"})
+    if any(term.teacher_stages for term in terms.values()):  # the early check agrees with the built terms' taps
+        with pytest.raises(ConfigError, match="reads the teacher's feature maps, which are not replayed"):
+            check_forced_replay(forced_replay)
+    else:
+        check_forced_replay(forced_replay)
     for term in terms.values():
         assert isinstance(term, DistillationTerm)
         assert term.current_epoch == 0

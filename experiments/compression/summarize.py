@@ -1,4 +1,5 @@
-"""Rows of experiments/compression/README.md from the results.json copies that run.sh leaves in a folder."""
+"""Rows of experiments/compression/README.md from the results.json copies that run.sh leaves in a folder: one table
+per weight bit-width, and how much of PTQ's drop each QAT row wins back."""
 
 from __future__ import annotations
 
@@ -16,19 +17,33 @@ ROWS = (
 
 
 def main(folder: Path) -> None:
-    paths = sorted(folder.glob("seed*-qat_*.json"))
-    runs = {tuple(path.stem.split("-")): json.loads(path.read_text()) for path in paths}
-    seeds = sorted({seed for seed, _ in runs})
-    print("| row | " + " | ".join(f"top-1 % {s}" for s in seeds) + " | mean | size MB | latency ms b1 / b32 |")
-    print("|---|" + "---|" * (len(seeds) + 3))
-    for label, role, variant in ROWS:
-        cells = [runs[(seed, variant)] for seed in seeds]
-        top1 = [100 * r[f"report/{role}/top1"] for r in cells]
-        size = statistics.mean(r[f"report/{role}/size_bytes"] for r in cells) / 1e6
-        b1 = statistics.mean(r[f"report/{role}/latency_b1_ms"] for r in cells)
-        b32 = statistics.mean(r[f"report/{role}/latency_b32_ms"] for r in cells)
-        values = " | ".join(f"{t:.2f}" for t in top1)
-        print(f"| {label} | {values} | {statistics.mean(top1):.2f} | {size:.2f} | {b1:.2f} / {b32:.2f} |")
+    runs = {tuple(path.stem.split("-")): json.loads(path.read_text()) for path in folder.glob("seed*-w*-qat_*.json")}
+    for bits in sorted({bits for _, bits, _ in runs}, key=lambda b: -int(b[1:])):
+        seeds = sorted({seed for seed, b, _ in runs if b == bits})
+        print(f"\n{bits[1:]}-bit weights\n")
+        print("| row | " + " | ".join(f"top-1 % {s}" for s in seeds) + " | mean | size MB | latency ms b1 / b32 |")
+        print("|---|" + "---|" * (len(seeds) + 3))
+        top1s = {}
+        for label, role, variant in ROWS:
+            cells = [runs[(seed, bits, variant)] for seed in seeds]
+            top1 = top1s[label] = [100 * r[f"report/{role}/top1"] for r in cells]
+            size = statistics.mean(r[f"report/{role}/size_bytes"] for r in cells) / 1e6
+            b1 = statistics.mean(r[f"report/{role}/latency_b1_ms"] for r in cells)
+            b32 = statistics.mean(r[f"report/{role}/latency_b32_ms"] for r in cells)
+            values = " | ".join(f"{t:.2f}" for t in top1)
+            print(f"| {label} | {values} | {statistics.mean(top1):.2f} | {size:.2f} | {b1:.2f} / {b32:.2f} |")
+        print()
+        fp32, ptq = top1s[ROWS[0][0]], top1s[ROWS[1][0]]
+        for label, _, _ in ROWS[2:]:
+            shares = [_recovered(f, p, q) for f, p, q in zip(fp32, ptq, top1s[label], strict=True)]
+            print(f"- {label}: share of PTQ's drop recovered per seed: " + ", ".join(shares))
+
+
+def _recovered(fp32: float, ptq: float, qat: float) -> str:
+    drop = fp32 - ptq
+    if drop <= 0:
+        return "no drop to recover"
+    return f"{(qat - ptq) / drop:.2f} (drop {drop:.2f} pts)"
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from kdlab.post.quantize import (
     prepare_qat,
     quantization_mode,
     quantize_int8,
+    weight_codes,
 )
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "prepare_qat",
     "quantization_mode",
     "quantize_int8",
+    "weight_codes",
     "weight_sparsity",
 ]

@@ -114,7 +114,7 @@ def qat_and_distil(
     with_teacher = settings.qat_teacher and module.teacher is not None
     _check_logits_only(module.terms, with_teacher, "post.quantize=qat", "post.qat_teacher=false")
     example = next(iter(datamodule.model_batches("train")))["image"].cpu()
-    prepared = prepare_qat(module.student, example)
+    prepared = prepare_qat(module.student, example, weight_bits=settings.quant_weight_bits)
     before = [p.detach().clone() for p in prepared.parameters()]
     epochs, lr_factor = settings.qat_epochs, settings.qat_lr_factor
     _fine_tune(prepared, module, settings, datamodule, root, epochs, lr_factor, with_teacher=with_teacher)

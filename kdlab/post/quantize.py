@@ -8,6 +8,10 @@ Integer-Arithmetic-Only Inference", arXiv:1712.05877: ``x̂ = s·(clamp(round(x/
 ``convert_pt2e`` folds the weights to int8, and the q/dq patterns are lowered to oneDNN's int8 convolution and
 linear kernels (``onednn.qconv_pointwise`` …) so the result runs, and is timed, as real int8 in eager mode.
 
+``weight_bits`` < 8 narrows the weights' integer range to ``[-2^(b-1), 2^(b-1) - 1]`` per channel (W4A8 at 4): still
+int8 tensors on int8 kernels, so size and speed are int8's, but only ``2^b`` levels per channel — the low-bit regime
+where post-training rounding costs accuracy and training with the rounding in the loop earns it back.
+
 torchao is imported on first use: it takes seconds and logs a torch deprecation line that a run without
 ``post.quantize`` should not pay for.
 """
@@ -15,6 +19,7 @@ torchao is imported on first use: it takes seconds and logs a torch deprecation 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 import logging
 from collections.abc import Iterable, Iterator, Mapping
@@ -32,35 +37,41 @@ from kdlab.measure.size import SHIPPED_BYTES, graph_tensor_bytes
 
 Int8Mode = Literal["ptq", "qat"]
 MODE_ATTRIBUTE = "kdlab_int8_mode"
+WEIGHT_CODES_ATTRIBUTE = "kdlab_int8_weight_codes"  # (min, max) integer code of the converted weights
 INSTALL_HINT = "pip install 'kdlab[quant]'"
 _PYTREE_LOGGER = "torch.utils._pytree"  # torchao's import registers an Enum with torch, which logs a deprecation
 
 
 def quantize_int8(
-    model: nn.Module, calibration_batches: Iterable[Mapping[str, Tensor]], *, max_calibration_batches: int = 16
+    model: nn.Module,
+    calibration_batches: Iterable[Mapping[str, Tensor]],
+    *,
+    max_calibration_batches: int = 16,
+    weight_bits: int = 8,
 ) -> nn.Module:
     """Static int8 copy of ``model`` (PTQ) on CPU in eval mode, activation ranges calibrated on at most
-    ``max_calibration_batches`` ``{"image": …}`` batches. Raises :class:`ConfigError` when it cannot be quantized."""
+    ``max_calibration_batches`` ``{"image": …}`` batches, weights on ``weight_bits`` bits. Raises
+    :class:`ConfigError` when it cannot be quantized."""
     batches = [batch["image"].cpu() for batch in islice(calibration_batches, max_calibration_batches)]
     if not batches:
         raise ConfigError("int8 quantization got no calibration batches to measure activation ranges")
     pt2e = _pt2e()
     exported = export_for_quantization(copy.deepcopy(model).cpu().eval(), batches[0])
-    prepared = pt2e.prepare_pt2e(exported, _quantizer(is_qat=False))
+    prepared = pt2e.prepare_pt2e(exported, _quantizer(is_qat=False, weight_bits=weight_bits))
     with torch.no_grad():
         for images in batches:
             prepared(images)
     return _lowered(pt2e.convert_pt2e(prepared), batches[0], "ptq")
 
 
-def prepare_qat(model: nn.Module, example: Tensor) -> GraphModule:
+def prepare_qat(model: nn.Module, example: Tensor, weight_bits: int = 8) -> GraphModule:
     """A fake-quantized copy of ``model`` in train mode, to fine-tune; ``convert_qat`` turns it into int8.
 
     Its ``train()``/``eval()`` switch batch norm and dropout in the captured graph, so a Lightning loop can drive it.
     """
     pt2e = _pt2e()
     exported = export_for_quantization(copy.deepcopy(model).cpu().train(), example.cpu())
-    prepared = pt2e.prepare_qat_pt2e(exported, _quantizer(is_qat=True))
+    prepared = pt2e.prepare_qat_pt2e(exported, _quantizer(is_qat=True, weight_bits=weight_bits))
     pt2e.allow_exported_model_train_eval(prepared)
     return prepared
 
@@ -83,6 +94,18 @@ def fake_quantizers(model: nn.Module) -> list[nn.Module]:
 def quantization_mode(model: nn.Module) -> str | None:
     """'ptq' or 'qat' for a model made here, None otherwise."""
     return getattr(model, MODE_ATTRIBUTE, None)
+
+
+def weight_codes(model: nn.Module) -> tuple[int, int] | None:
+    """Smallest and largest integer code of the int8 weights of a model made here (None for any other model)."""
+    return getattr(model, WEIGHT_CODES_ATTRIBUTE, None)
+
+
+def weight_range(bits: int) -> tuple[int, int]:
+    """The signed integer range of ``bits``-bit symmetric weights: (-8, 7) at 4."""
+    if not 2 <= bits <= 8:
+        raise ConfigError(f"weight bits must be an integer in [2, 8] (int8 kernels hold at most 8), got {bits!r}")
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
 
 def int8_kernels(model: nn.Module) -> list[str]:
@@ -142,10 +165,14 @@ def _dynamic_batch() -> tuple[dict[int, object]]:
     return ({0: torch.export.Dim.DYNAMIC},)
 
 
-def _quantizer(is_qat: bool) -> object:
+def _quantizer(is_qat: bool, weight_bits: int = 8) -> object:
+    """The oneDNN recipe, its per-channel weight range narrowed to ``weight_bits``."""
     x86 = importlib.import_module("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer")
+    config = x86.get_default_x86_inductor_quantization_config(is_qat=is_qat)
+    low, high = weight_range(weight_bits)
+    weight = dataclasses.replace(config.weight, quant_min=low, quant_max=high)
     quantizer = x86.X86InductorQuantizer()
-    quantizer.set_global(x86.get_default_x86_inductor_quantization_config(is_qat=is_qat))
+    quantizer.set_global(dataclasses.replace(config, weight=weight))
     return quantizer
 
 
@@ -178,9 +205,32 @@ def _quiet_logger(name: str) -> Iterator[None]:
 def _lowered(converted: GraphModule, example: Tensor, mode: Int8Mode) -> nn.Module:
     """``converted`` on oneDNN kernels, tagged with its mode and the size of the int8 model before packing."""
     shipped = graph_tensor_bytes(converted)
+    codes = _int8_codes(converted)
     lowered = _tag(lower_to_onednn(converted, example), mode)
     setattr(lowered, SHIPPED_BYTES, shipped)
+    setattr(lowered, WEIGHT_CODES_ATTRIBUTE, codes)
     return lowered
+
+
+def _int8_codes(converted: GraphModule) -> tuple[int, int] | None:
+    """(min, max) over the int8 constants ``convert_pt2e`` folded the weights into."""
+    codes = [
+        value
+        for node in converted.graph.nodes
+        if node.op == "get_attr"
+        and isinstance(value := _attribute(converted, str(node.target)), Tensor)
+        and value.dtype == torch.int8
+    ]
+    if not codes:
+        return None
+    return min(int(c.min()) for c in codes), max(int(c.max()) for c in codes)
+
+
+def _attribute(module: nn.Module, dotted: str) -> object:
+    value: object = module
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def _tag(model: nn.Module, mode: Int8Mode) -> nn.Module:

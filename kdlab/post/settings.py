@@ -42,6 +42,9 @@ def check_post_config(post: Mapping[str, Any] | None) -> None:
         raise ConfigError("post.prune_kind=channel needs the 'torch-pruning' package: pip install 'kdlab[prune]'")
     _check_int(post.get("calibration_batches", 1), "post.calibration_batches", least=1)
     _check_int(post.get("qat_epochs", 1), "post.qat_epochs", least=1)
+    bits = post.get("quant_weight_bits", 8)
+    if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 8:
+        raise ConfigError(f"post.quant_weight_bits must be an integer in [2, 8] (int8 kernels), got {bits!r}")
     for key in ("qat_teacher", "prune_teacher"):
         if not isinstance(post.get(key, True), bool):
             raise ConfigError(f"post.{key} must be true or false, got {post.get(key)!r}")
@@ -73,6 +76,7 @@ class FinetuneSettings:
     qat_epochs: int
     qat_teacher: bool
     qat_lr_factor: float
+    quant_weight_bits: int  # the int8 models' weights use 2^bits levels per channel (8: plain int8; 4: W4A8)
     kd_weights: Any  # kd.weights, as DistillationModule takes them
     kd_alpha: Any  # kd.alpha, likewise
     seed: int
@@ -94,6 +98,7 @@ def finetune_settings(cfg: DictConfig) -> FinetuneSettings:
         qat_epochs=int(post.get("qat_epochs", 1)),
         qat_teacher=bool(post.get("qat_teacher", True)),
         qat_lr_factor=float(post.get("qat_lr_factor", 1.0)),
+        quant_weight_bits=int(post.get("quant_weight_bits", 8)),
         kd_weights=cfg.kd.weights,
         kd_alpha=cfg.kd.alpha,
         seed=int(cfg.seed),

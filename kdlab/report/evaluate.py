@@ -162,7 +162,22 @@ def run_config(results: dict[str, Any], overrides: Sequence[str] = ()) -> DictCo
         raise ConfigError(f"the config stored in results.json does not resolve: {exc}") from exc
     check_targets(resolved)
     check_post_config(cfg.post)
+    changed = _non_default(OmegaConf.to_container(cfg.post, resolve=True), OmegaConf.to_container(defaults))
+    log.info("post settings (the last report's, then the overrides): %s", changed or "all defaults")
     return cfg
+
+
+def _non_default(post: dict[str, Any], defaults: dict[str, Any], prefix: str = "post.") -> str:
+    """``post.quantize=qat post.qat_teacher=False``: what this report runs with beyond the defaults. results.json keeps
+    the post settings of its last report, so an earlier evaluation's ``post.qat_teacher=false`` still holds."""
+    parts = []
+    for key, value in post.items():
+        default = defaults.get(key)
+        if isinstance(value, dict) and isinstance(default, dict):
+            parts.append(_non_default(value, default, f"{prefix}{key}."))
+        elif value != default:
+            parts.append(f"{prefix}{key}={value}")
+    return " ".join(part for part in parts if part)
 
 
 def check_targets(node: Any, where: str = "") -> None:

@@ -29,7 +29,7 @@ from kdlab.measure.accuracy import predict_logits
 from kdlab.measure.inference import evaluating
 from kdlab.models import build_model
 from kdlab.models.files import load_into, load_model_file, save_model
-from kdlab.post import check_onnx, export_onnx, quantization_mode, quantize_int8, weight_sparsity
+from kdlab.post import check_onnx, export_onnx, quantization_mode, quantize_int8, weight_codes, weight_sparsity
 from kdlab.post.channels import pruned_structure, restore_structure
 from kdlab.post.finetune import prune_and_distil, qat_and_distil
 from kdlab.report.baseline import load_baseline
@@ -221,10 +221,20 @@ def _add_int8(
 ) -> dict[str, Any]:
     count = settings.calibration_batches
     batches = _calibration_batches(datamodule, count, settings.seed)
-    int8 = quantize_int8(student, batches, max_calibration_batches=count)
-    mode = quantization_mode(int8)
-    models["student+int8"] = (int8, f"{settings.student_name} int8 (PTQ)")
-    return {"post/int8_mode": mode}
+    bits = settings.finetune.quant_weight_bits
+    int8 = quantize_int8(student, batches, max_calibration_batches=count, weight_bits=bits)
+    models["student+int8"] = (int8, f"{settings.student_name} int8 (PTQ{_bits_label(bits)})")
+    return {"post/int8_mode": quantization_mode(int8), "post/quant_weight_bits": bits, **_codes("int8", int8)}
+
+
+def _bits_label(bits: int) -> str:
+    return "" if bits == 8 else f", {bits}-bit weights"
+
+
+def _codes(name: str, model: nn.Module) -> dict[str, int]:
+    """The integer range the int8 weights use: the evidence that ``post.quant_weight_bits`` took effect."""
+    codes = weight_codes(model)
+    return {} if codes is None else {f"post/{name}_weight_code_min": codes[0], f"post/{name}_weight_code_max": codes[1]}
 
 
 def _add_qat(
@@ -234,8 +244,10 @@ def _add_qat(
     result = qat_and_distil(module, settings.finetune, datamodule, run_dir / "post-qat")
     recipe = "QAT + KD" if result.with_teacher else "QAT"
     epochs = settings.finetune.qat_epochs
-    models["student+int8-qat"] = (result.model, f"{settings.student_name} int8 ({recipe}, {epochs} ep)")
+    bits = _bits_label(settings.finetune.quant_weight_bits)
+    models["student+int8-qat"] = (result.model, f"{settings.student_name} int8 ({recipe}, {epochs} ep{bits})")
     return {
+        **_codes("qat", result.model),
         "post/qat_epochs": epochs,
         "post/qat_teacher": result.with_teacher,
         "post/qat_fake_quantizers": result.fake_quantizers,

@@ -17,7 +17,7 @@ from kdlab.post.settings import check_post_config
 from kdlab.teacher.members import reject_teacher_list
 from kdlab.teacher.output_cache import cache_mode
 from kdlab.teacher.recipe import outputs_settings
-from kdlab.teacher.replay import ReplaySettings
+from kdlab.teacher.replay import ReplaySettings, check_forced_replay
 from kdlab.tracking import resolve_wandb_mode
 from kdlab.training.resume import resume_mode
 
@@ -177,6 +177,7 @@ def validate_config(cfg: DictConfig) -> None:
     if has_teacher(cfg):
         _check_teacher(cfg)
     ReplaySettings.of(outputs_settings(cfg))  # kd.replay: views, topk, max_gb
+    check_forced_replay(cfg.kd)  # kd.cache_teacher=replay with feature-map terms
     if cfg.get("logger") and cfg.logger.get("mode") is not None:
         resolve_wandb_mode(cfg.logger.mode)
     check_post_config(cfg.get("post"))

@@ -66,7 +66,7 @@ class SweepReport(Callback):
             sys.exit(1)
 
 
-SWEEP_IMAGES = ("heatmap.png", "accuracy_vs_size.png")
+SWEEP_IMAGES = ("heatmap.png", "accuracy_vs_size.png", "accuracy_vs_cost.png")
 
 
 def log_sweep_images(config: DictConfig, sweep_dir: Path) -> None:

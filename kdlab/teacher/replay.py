@@ -18,6 +18,7 @@ feature maps (FitNet, AT, …) run it online.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ import numpy as np
 import timm
 import torch
 from filelock import FileLock
+from hydra.utils import _locate
 from torch import nn
 
 from kdlab.data.base import ImageDataModule
@@ -91,6 +93,21 @@ def why_not_replay(settings: OutputsSettings, datamodule: Any, taps: TeacherTaps
         # without mixing a row is one sample's view, whichever rank trains on it; mixed images depend on the batch
         return "mixup/cutmix under DDP mixes within each rank's batches, which views computed in one process are not"
     return None
+
+
+def check_forced_replay(kd: Any) -> None:
+    """``kd.cache_teacher=replay`` with a term that reads the teacher's feature maps fails here, before the teacher
+    trains, rather than in :func:`replay_plan`. Every stage-reading term takes ``stages`` (``kdlab.terms.feature``,
+    ``SP``), so the terms' classes tell without building the models."""
+    if kd.get("cache_teacher") != "replay":
+        return
+    for name, node in (kd.get("terms") or {}).items():
+        target = node.get("_target_") if hasattr(node, "get") else None
+        if target and "stages" in inspect.signature(_locate(str(target))).parameters:
+            raise ConfigError(
+                f"kd.cache_teacher=replay: term {name} ({target}) reads the teacher's feature maps, which are not "
+                "replayed; use kd.cache_teacher=auto (teacher online)"
+            )
 
 
 def replay_requested(settings: OutputsSettings, datamodule: Any) -> bool:

@@ -69,6 +69,8 @@ def print_report(report: Report, console: Console | None = None) -> None:
     console.print(table)
     say = {"markup": False, "highlight": False, "soft_wrap": True}
     console.print(report.best_line(), style="bold", **say)
+    for line in report.pruned_rows:  # a prune sweep: the pruned students, which the table above does not show
+        console.print(line, **say)
     for note in report.notes:
         console.print(f"note: {note}", **say)
     for run in report.failed:

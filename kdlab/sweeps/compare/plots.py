@@ -38,7 +38,7 @@ def heatmap_axes(runs: Sequence[Run], wanted: tuple[str, str] = ("kd.temperature
     return (others[0], others[1]) if len(others) > 1 else wanted
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -90,7 +90,7 @@ def heatmap(runs: Sequence[Run], path: Path, x_key: str, y_key: str, metric: str
     for ax in list(axes.flat)[len(titles) :]:
         ax.axis("off")
     fig.colorbar(image, ax=axes, label=f"{metric} (%), mean over seeds", shrink=0.8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def accuracy_vs_size(runs: Sequence[Run], path: Path, metric: str = ACCURACY) -> Path | None:
@@ -123,4 +123,4 @@ def accuracy_vs_size(runs: Sequence[Run], path: Path, metric: str = ACCURACY) ->
             ax.annotate(f"teacher {name}", (ax.get_xlim()[0], statistics.fmean(accs)), fontsize=7, color="gray")
     ax.set(xscale="log", xlabel="student parameters", ylabel=f"{metric} (%)", title="Accuracy against student size")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)

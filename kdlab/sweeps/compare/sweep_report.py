@@ -1,4 +1,5 @@
-"""Write a sweep's report next to its runs: runs.csv, summary.csv, report.md, heatmap.png, accuracy_vs_size.png."""
+"""Write a sweep's report next to its runs: runs.csv, summary.csv, report.md, heatmap.png, accuracy_vs_size.png and,
+for a prune-ratio sweep, accuracy_vs_cost.png."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdlab import result_keys
-from kdlab.sweeps.compare import plots
+from kdlab.sweeps.compare import plots, pruning
 from kdlab.sweeps.compare.analysis import (
     BASELINE_METHOD,
     DELTA,
@@ -45,6 +46,7 @@ class Report:
     metric: str
     files: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    pruned_rows: list[str] = field(default_factory=list)  # a prune-ratio sweep's accuracy-against-cost table
 
     @property
     def failed(self) -> list[Run]:
@@ -88,13 +90,20 @@ def write_report(
     keys = swept_keys(runs)
     report.files["runs.csv"] = write_runs_csv(out_dir / "runs.csv", runs, keys, out_dir)
     report.files["summary.csv"] = write_groups_csv(out_dir / "summary.csv", report.groups)
+    unpruned, pruned = pruning.pruned_points(runs)
+    heat_metric = pruning.PRUNED_TOP1 if unpruned is not None else plots.ACCURACY  # a prune sweep: the pruned student
     x_key, y_key = axes or plots.heatmap_axes(runs)
     for name, path in (
-        ("heatmap.png", plots.heatmap(runs, out_dir / "heatmap.png", x_key, y_key)),
+        ("heatmap.png", plots.heatmap(runs, out_dir / "heatmap.png", x_key, y_key, heat_metric)),
         ("accuracy_vs_size.png", plots.accuracy_vs_size(runs, out_dir / "accuracy_vs_size.png")),
     ):
         if path is not None:
             report.files[name] = path
+    if unpruned is not None:
+        report.files["accuracy_vs_cost.png"] = pruning.accuracy_vs_cost(
+            unpruned, pruned, out_dir / "accuracy_vs_cost.png"
+        )
+        report.pruned_rows = pruning.markdown_rows(unpruned, pruned)
     if "heatmap.png" not in report.files:
         report.notes.append(f"no heatmap: the distilled runs do not span a {x_key} × {y_key} grid")
     if repeats:
@@ -126,9 +135,13 @@ def _markdown(report: Report, keys: Sequence[str], out_dir: Path, title: str) ->
         "",
         markdown(group_rows(report.groups)),
     ]
-    for name, caption in (("heatmap.png", "Student accuracy"), ("accuracy_vs_size.png", "Accuracy against size")):
+    heat_caption = "Pruned student accuracy" if report.pruned_rows else "Student accuracy"
+    for name, caption in (("heatmap.png", heat_caption), ("accuracy_vs_size.png", "Accuracy against size")):
         if name in report.files:
             lines += [f"![{caption}]({name})", ""]
+    if report.pruned_rows:
+        lines += ["## Pruned students (mean ± std over runs; the first row is the unpruned student)", ""]
+        lines += [*report.pruned_rows, "", "![Accuracy against cost](accuracy_vs_cost.png)", ""]
     lines += ["## All runs", "", markdown(run_rows(runs, keys, out_dir))]
     if report.failed:
         lines += ["## Failed runs", ""]
