@@ -18,9 +18,10 @@ ROWS = (
 
 def main(folder: Path) -> None:
     runs = {tuple(path.stem.split("-")): json.loads(path.read_text()) for path in folder.glob("seed*-w*-qat_*.json")}
-    for bits in sorted({bits for _, bits, _ in runs}, key=lambda b: -int(b[1:])):
+    for bits in sorted({bits for _, bits, _ in runs}, key=_order):
         seeds = sorted({seed for seed, b, _ in runs if b == bits})
-        print(f"\n{bits[1:]}-bit weights\n")
+        weight_bits, epochs = _order(bits)
+        print(f"\n{-weight_bits}-bit weights, {epochs} QAT epochs\n")
         print("| row | " + " | ".join(f"top-1 % {s}" for s in seeds) + " | mean | size MB | latency ms b1 / b32 |")
         print("|---|" + "---|" * (len(seeds) + 3))
         top1s = {}
@@ -37,6 +38,16 @@ def main(folder: Path) -> None:
         for label, _, _ in ROWS[2:]:
             shares = [_recovered(f, p, q) for f, p, q in zip(fp32, ptq, top1s[label], strict=True)]
             print(f"- {label}: share of PTQ's drop recovered per seed: " + ", ".join(shares))
+        if min(top1s[ROWS[0][0]]) > max(top1s[ROWS[1][0]]):
+            for label, _, _ in ROWS[2:]:
+                mean = _recovered(statistics.mean(fp32), statistics.mean(ptq), statistics.mean(top1s[label]))
+                print(f"- {label}: share of the mean drop recovered by the mean: {mean}")
+
+
+def _order(tag: str) -> tuple[int, int]:
+    """``w4e6`` → (-4, 6): wider weights first, then fewer QAT epochs (``w4`` is run.sh's default of 2 epochs)."""
+    bits, _, epochs = tag[1:].partition("e")
+    return -int(bits), int(epochs or 2)
 
 
 def _recovered(fp32: float, ptq: float, qat: float) -> str:
