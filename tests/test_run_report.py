@@ -135,6 +135,7 @@ def test_qat_row_is_int8_and_was_trained(sweep: Path, tmp_path: Path, teacher: b
         assert (results[f"post/{row}_weight_code_min"], results[f"post/{row}_weight_code_max"]) == (-8, 7)
     assert results["post/qat_teacher"] is teacher and results["post/qat_epochs"] == 1
     assert results["post/qat_fake_quantizers"] > 0 and results["post/qat_weight_change"] > 0
+    assert results["post/qat_int8_vs_simulation"] <= 1e-2  # the int8 model computes what the fake-quant model trained
     assert 0.0 <= results["report/student+int8-qat/top1"] <= 1.0
     qat_size, ptq_size = results["report/student+int8-qat/size_bytes"], results["report/student+int8/size_bytes"]
     assert qat_size == pytest.approx(ptq_size, rel=0.02)  # the same int8 graph: the same size

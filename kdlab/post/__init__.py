@@ -9,6 +9,7 @@ from kdlab.post.quantize import (
     prepare_qat,
     quantization_mode,
     quantize_int8,
+    simulation_gap,
     weight_codes,
 )
 
@@ -24,6 +25,7 @@ __all__ = [
     "prepare_qat",
     "quantization_mode",
     "quantize_int8",
+    "simulation_gap",
     "weight_codes",
     "weight_sparsity",
 ]

@@ -38,6 +38,7 @@ from kdlab.measure.size import SHIPPED_BYTES, graph_tensor_bytes
 Int8Mode = Literal["ptq", "qat"]
 MODE_ATTRIBUTE = "kdlab_int8_mode"
 WEIGHT_EPS = 2**-12  # the x86 recipe's smallest scale
+SIMULATION_GAP_ATTRIBUTE = "kdlab_qat_simulation_gap"
 WEIGHT_CODES_ATTRIBUTE = "kdlab_int8_weight_codes"  # (min, max) integer code of the converted weights
 INSTALL_HINT = "pip install 'kdlab[quant]'"
 _PYTREE_LOGGER = "torch.utils._pytree"  # torchao's import registers an Enum with torch, which logs a deprecation
@@ -78,12 +79,28 @@ def prepare_qat(model: nn.Module, example: Tensor, weight_bits: int = 8) -> Grap
 
 
 def convert_qat(prepared: GraphModule, example: Tensor) -> nn.Module:
-    """The int8 model of a QAT-trained ``prepare_qat`` graph: scales frozen, weights folded, int8 kernels."""
+    """The int8 model of a QAT-trained ``prepare_qat`` graph: scales frozen, weights folded, int8 kernels.
+
+    It carries :func:`simulation_gap` on ``example``: how far its logits are from the fake-quantized model's, the
+    evidence that the int8 model is the model QAT trained (``convert_pt2e`` may rewrite ``prepared``: simulated first).
+    """
     pt2e = _pt2e()
-    prepared = prepared.cpu()
+    prepared, example = prepared.cpu(), example.cpu()
     pt2e.move_exported_model_to_eval(prepared)
+    for quantizer in fake_quantizers(prepared):
+        quantizer.disable_observer()  # the scales are final: the int8 model is rounded with these
     with torch.no_grad():
-        return _lowered(pt2e.convert_pt2e(prepared), example.cpu(), "qat")
+        simulated = prepared(example)
+        int8 = _lowered(pt2e.convert_pt2e(prepared), example, "qat")
+        shipped = int8(example)
+    gap = (simulated - shipped).abs().mean() / shipped.abs().mean().clamp_min(1e-12)
+    setattr(int8, SIMULATION_GAP_ATTRIBUTE, float(gap))
+    return int8
+
+
+def simulation_gap(model: nn.Module) -> float | None:
+    """Mean |int8 − fake-quantized| logit over mean |int8| logit for a model made by :func:`convert_qat`, else None."""
+    return getattr(model, SIMULATION_GAP_ATTRIBUTE, None)
 
 
 def fake_quantizers(model: nn.Module) -> list[nn.Module]:

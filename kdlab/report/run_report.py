@@ -29,7 +29,15 @@ from kdlab.measure.accuracy import predict_logits
 from kdlab.measure.inference import evaluating
 from kdlab.models import build_model
 from kdlab.models.files import load_into, load_model_file, save_model
-from kdlab.post import check_onnx, export_onnx, quantization_mode, quantize_int8, weight_codes, weight_sparsity
+from kdlab.post import (
+    check_onnx,
+    export_onnx,
+    quantization_mode,
+    quantize_int8,
+    simulation_gap,
+    weight_codes,
+    weight_sparsity,
+)
 from kdlab.post.channels import pruned_structure, restore_structure
 from kdlab.post.finetune import prune_and_distil, qat_and_distil
 from kdlab.report.baseline import load_baseline
@@ -248,6 +256,7 @@ def _add_qat(
     models["student+int8-qat"] = (result.model, f"{settings.student_name} int8 ({recipe}, {epochs} ep{bits})")
     return {
         **_codes("qat", result.model),
+        "post/qat_int8_vs_simulation": simulation_gap(result.model),  # ~0: the int8 model is the one QAT trained
         "post/qat_epochs": epochs,
         "post/qat_teacher": result.with_teacher,
         "post/qat_fake_quantizers": result.fake_quantizers,
