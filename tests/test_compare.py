@@ -219,6 +219,19 @@ def test_a_prune_ratio_sweep_reports_accuracy_against_cost(tmp_path: Path) -> No
     assert cells["kd=response"][("0.7", "true")] == pytest.approx([0.90, 0.80])
 
 
+def test_a_sweep_over_students_that_also_prunes_gets_no_pooled_pruning_table(tmp_path: Path) -> None:
+    for i, student in enumerate(("small", "large")):  # post.prune=0.5 in both, but two different networks
+        write_pruned_job(tmp_path / str(i), 0.5, "KD", 0, 0.9 + 0.05 * i)
+        path = tmp_path / str(i) / "results.json"
+        results = json.loads(path.read_text())
+        results["overrides"].append(f"student={student}")
+        results["choices"]["student"] = student
+        path.write_text(json.dumps(results))
+    assert main([str(tmp_path)]) == 0
+    assert "Pruned students" not in (tmp_path / "report.md").read_text()
+    assert not (tmp_path / "accuracy_vs_cost.png").exists()
+
+
 def test_a_sweep_without_pruning_has_no_cost_plot(sweep_dirs: tuple[Path, Path]) -> None:
     grid, _ = sweep_dirs
     assert main([str(grid)]) == 0

@@ -18,6 +18,7 @@ from kdlab.sweeps.compare.plots import save_figure
 
 PRUNED, UNPRUNED = "report/student+pruned", "report/student"
 PRUNED_TOP1 = f"{PRUNED}/top1"
+PRUNE_SWEEP_EXTRAS = ("seed", "teacher_seed")  # what else a prune sweep may vary
 COSTS = (("macs", "MACs (millions)", 1e6), ("latency_b1_ms", "latency, batch 1 (ms)", 1.0))
 FIELDS = ("top1", "params", "macs", "latency_b1_ms", "latency_b32_ms")
 COLUMNS = (("params", 1e3, "K"), ("macs", 1e6, "M"), ("latency_b1_ms", 1.0, ""), ("latency_b32_ms", 1.0, ""))
@@ -36,6 +37,12 @@ class Point:
     def top1_text(self) -> str:
         spread = f" ± {100 * statistics.stdev(self.top1):.2f}" if len(self.top1) > 1 else ""
         return f"{100 * statistics.fmean(self.top1):.2f}{spread}"
+
+
+def is_prune_sweep(swept: Sequence[str]) -> bool:
+    """Only post.prune* settings and seeds vary: one student's pruned variants, which one table can compare (a sweep
+    over students or kd methods that also prunes would pool different networks into one row)."""
+    return bool(swept) and all(key.startswith("post.prune") or key in PRUNE_SWEEP_EXTRAS for key in swept)
 
 
 def pruned_points(runs: Sequence[Run]) -> tuple[Point | None, list[Point]]:

@@ -90,7 +90,7 @@ def write_report(
     keys = swept_keys(runs)
     report.files["runs.csv"] = write_runs_csv(out_dir / "runs.csv", runs, keys, out_dir)
     report.files["summary.csv"] = write_groups_csv(out_dir / "summary.csv", report.groups)
-    unpruned, pruned = pruning.pruned_points(runs)
+    unpruned, pruned = pruning.pruned_points(runs) if pruning.is_prune_sweep(keys) else (None, [])
     heat_metric = pruning.PRUNED_TOP1 if unpruned is not None else plots.ACCURACY  # a prune sweep: the pruned student
     x_key, y_key = axes or plots.heatmap_axes(runs)
     for name, path in (
