@@ -30,8 +30,8 @@ def _is_mkldnn(value: object) -> bool:
     return isinstance(value, torch.Tensor) and value.is_mkldnn
 
 
-def graph_tensor_bytes(graph_module: nn.Module) -> int:
-    """Bytes of ``torch.save`` of the tensors an FX graph reads (its ``get_attr`` nodes), dense."""
+def graph_tensors(graph_module: nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors an FX graph reads (its ``get_attr`` nodes) by name, dense."""
     tensors = {}
     for node in graph_module.graph.nodes:
         if node.op == "get_attr":
@@ -40,6 +40,11 @@ def graph_tensor_bytes(graph_module: nn.Module) -> int:
                 value = getattr(value, part)
             if isinstance(value, torch.Tensor):
                 tensors[str(node.target)] = value.to_dense() if _is_mkldnn(value) else value
+    return tensors
+
+
+def graph_tensor_bytes(graph_module: nn.Module) -> int:
+    """Bytes of ``torch.save`` of the tensors an FX graph reads (:func:`graph_tensors`)."""
     buffer = io.BytesIO()
-    torch.save(tensors, buffer)
+    torch.save(graph_tensors(graph_module), buffer)
     return buffer.tell()

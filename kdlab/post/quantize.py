@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.fx import GraphModule
 
 from kdlab.errors import ConfigError
-from kdlab.measure.size import SHIPPED_BYTES, graph_tensor_bytes
+from kdlab.measure.size import SHIPPED_BYTES, graph_tensor_bytes, graph_tensors
 
 Int8Mode = Literal["ptq", "qat"]
 MODE_ATTRIBUTE = "kdlab_int8_mode"
@@ -245,23 +245,10 @@ def _lowered(converted: GraphModule, example: Tensor, mode: Int8Mode) -> nn.Modu
 
 def _int8_codes(converted: GraphModule) -> tuple[int, int] | None:
     """(min, max) over the int8 constants ``convert_pt2e`` folded the weights into."""
-    codes = [
-        value
-        for node in converted.graph.nodes
-        if node.op == "get_attr"
-        and isinstance(value := _attribute(converted, str(node.target)), Tensor)
-        and value.dtype == torch.int8
-    ]
+    codes = [value for value in graph_tensors(converted).values() if value.dtype == torch.int8]
     if not codes:
         return None
     return min(int(c.min()) for c in codes), max(int(c.max()) for c in codes)
-
-
-def _attribute(module: nn.Module, dotted: str) -> object:
-    value: object = module
-    for part in dotted.split("."):
-        value = getattr(value, part)
-    return value
 
 
 def _tag(model: nn.Module, mode: Int8Mode) -> nn.Module:

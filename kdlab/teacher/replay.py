@@ -31,7 +31,7 @@ import numpy as np
 import timm
 import torch
 from filelock import FileLock
-from hydra.utils import _locate
+from hydra.utils import get_object
 from torch import nn
 
 from kdlab.data.base import ImageDataModule
@@ -103,7 +103,7 @@ def check_forced_replay(kd: Any) -> None:
         return
     for name, node in (kd.get("terms") or {}).items():
         target = node.get("_target_") if hasattr(node, "get") else None
-        if target and "stages" in inspect.signature(_locate(str(target))).parameters:
+        if target and "stages" in inspect.signature(get_object(str(target))).parameters:
             raise ConfigError(
                 f"kd.cache_teacher=replay: term {name} ({target}) reads the teacher's feature maps, which are not "
                 "replayed; use kd.cache_teacher=auto (teacher online)"
